@@ -1,0 +1,172 @@
+"""``gankit`` command line: thin commands that build a config and call the library."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from gankit.config import CycleGANConfig, add_config_arguments, config_from_args
+from gankit.errors import GankitError
+
+DEMO_PRESET = dict(ngf=32, ndf=32, blocks=6, steps=1200, sample_every=100, checkpoint_every=400, log_every=5,
+                   keep_checkpoints=1)  # fmt: skip
+"""Small enough to finish in under 5 minutes on 2 CPU cores, large enough to visibly learn."""
+
+
+def _add_train_parser(sub) -> None:
+    p = sub.add_parser("train", help="train a model (or --resume a run)",
+                       description="Train CycleGAN: `gankit train cyclegan --dataset apple2orange --out runs/a2o`; "
+                       "continue an interrupted run with `gankit train --resume RUN_DIR`.")  # fmt: skip
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in this folder from its newest checkpoint")
+    p.add_argument("--steps", type=int, default=None, help="with --resume: new total number of steps")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    models = p.add_subparsers(dest="model", metavar="MODEL")
+    c = models.add_parser("cyclegan", help="unpaired image-to-image translation (Zhu et al. 2017)")
+    c.add_argument("--config", metavar="YAML", help="options from a YAML file (flags override it)")
+    c.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    c.add_argument("--no-progress", action="store_true", dest="no_progress_c", help="no progress bar")
+    add_config_arguments(c, CycleGANConfig)
+
+
+def _add_demo_parser(sub) -> None:
+    p = sub.add_parser("demo", help="train a small CycleGAN on built-in sample photos (gray ↔ colour)",
+                       description="The main job on an embedded default: trains a small CycleGAN in a few "
+                       "minutes on CPU and writes a run folder with checkpoints, sample grids, loss curves and "
+                       "index.html.")  # fmt: skip
+    p.add_argument("--dataset", default="demo", help="recipe (default: scikit-image photos, gray ↔ colour)")
+    p.add_argument("--data-root", default=None, help="data folder for recipes other than demo")
+    p.add_argument("--out", default=None, help="run folder (default runs/demo-DATASET)")
+    p.add_argument("--steps", type=int, default=None, help=f"iterations (default {DEMO_PRESET['steps']})")
+    p.add_argument("--size", type=int, default=None, help="crop size (default from the recipe, at most 64)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _add_translate_parser(sub) -> None:
+    p = sub.add_parser("translate", help="translate images or folders with a trained model",
+                       description="Translate files or folders of any size and mode. MODEL is a run folder, a "
+                       "model.safetensors, a checkpoint, or with --official a junyanz latest_net_G_A.pth.")  # fmt: skip
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("inputs", nargs="+", metavar="INPUT")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--direction", choices=("a2b", "b2a"), default="a2b")
+    p.add_argument("--roundtrip", action="store_true", help="also write real | translated | reconstructed strips")
+    p.add_argument("--official", action="store_true", help="MODEL is an official pytorch-CycleGAN G_A .pth")
+    p.add_argument("--official-b", default=None, help="with --official: the G_B .pth (default: sibling *G_B*)")
+    p.add_argument("--official-blocks", type=int, default=9, help="with --official: resnet blocks (6 or 9)")
+    p.add_argument("--device", default="cpu")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gankit", description="Unpaired image-to-image translation (CycleGAN).")
+    parser.add_argument("--version", action="store_true", help="print the version")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_demo_parser(sub)
+    _add_train_parser(sub)
+    _add_translate_parser(sub)
+    sub.add_parser("recipes", help="list the built-in datasets")
+    return parser
+
+
+def cmd_train(args) -> int:
+    from gankit.training.loop import resume, train
+
+    progress = not (args.no_progress or getattr(args, "no_progress_c", False))
+    if args.resume:
+        resume(args.resume, steps=args.steps, progress=progress)
+        return 0
+    if args.model != "cyclegan":
+        print("usage: gankit train cyclegan [options]  |  gankit train --resume RUN_DIR", file=sys.stderr)
+        return 2
+    base = CycleGANConfig.load_yaml(args.config).to_dict() if args.config else None
+    config = config_from_args(CycleGANConfig, args, base)
+    if args.dry_run:
+        import yaml
+
+        print(yaml.safe_dump(config.to_dict(), sort_keys=False))
+        return 0
+    train(config, progress=progress)
+    return 0
+
+
+def demo_config(dataset: str, data_root: str | None, out: str | None, steps: int | None, size: int | None,
+                device: str = "auto") -> CycleGANConfig:  # fmt: skip
+    from gankit.training.loop import domain_pair
+
+    base = CycleGANConfig(dataset=dataset, data_root=data_root, device=device)
+    pair = domain_pair(base, "train")
+    size = size or min(64, pair.default_crop_size)
+    preset = DEMO_PRESET | {"steps": steps or DEMO_PRESET["steps"]}
+    return dataclasses.replace(base, size=size, out=out or f"runs/demo-{dataset}", **preset).validate()
+
+
+def cmd_demo(args) -> int:
+    from gankit.training.checkpoint import list_checkpoints
+    from gankit.training.loop import train
+
+    config = demo_config(args.dataset, args.data_root, args.out, args.steps, args.size, args.device)
+    run = Path(config.out)
+    if list_checkpoints(run / "checkpoints"):
+        # a demo is disposable: start it afresh in a numbered folder rather than refusing
+        n = 2
+        while list_checkpoints(Path(f"{config.out}-{n}") / "checkpoints"):
+            n += 1
+        config = dataclasses.replace(config, out=f"{config.out}-{n}")
+    print(f"gankit demo: training CycleGAN on '{config.dataset}' for {config.steps} steps at {config.size}px")
+    train(config, progress=not args.no_progress)
+    return 0
+
+
+def cmd_translate(args) -> int:
+    from gankit.inference.translate import translate_paths
+    from gankit.models.cyclegan import CycleGAN
+
+    if args.official:
+        path_a = Path(args.model)
+        path_b = Path(args.official_b) if args.official_b else path_a.with_name(path_a.name.replace("G_A", "G_B"))
+        if path_b == path_a or not path_b.is_file():
+            raise GankitError(f"{path_b}: G_B weights not found; pass --official-b FILE")
+        model = CycleGAN.load_official(path_a, path_b, device=args.device, blocks=args.official_blocks)
+    else:
+        model = CycleGAN.load(args.model, device=args.device)
+    result = translate_paths(model, args.inputs, args.out, direction=args.direction, roundtrip=args.roundtrip)
+    print(f"wrote {len(result.written)} image(s) to {args.out}")
+    for _, reason in result.failures:
+        print(f"error: {reason}", file=sys.stderr)
+    return 0 if result.ok else 1
+
+
+def cmd_recipes(_args) -> int:
+    from gankit.data.recipes import list_recipes
+
+    for name, description in list_recipes():
+        print(f"{name:24s} {description}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from gankit import __version__
+
+        print(__version__)
+        return 0
+    commands = {"train": cmd_train, "demo": cmd_demo, "translate": cmd_translate, "recipes": cmd_recipes}
+    if args.command not in commands:
+        parser.print_help()
+        return 2
+    try:
+        return commands[args.command](args)
+    except GankitError as e:
+        print(f"gankit: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("gankit: interrupted (checkpoints written so far are intact)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,375 @@
+"""Built-in datasets ("recipes") by name: two image sources, their channels and sensible sizes.
+
+The data lives under a data root (``--data-root``, else ``$GANKIT_DATA``, else
+``../shared/data``); only ``demo`` needs none, it uses the photos bundled with scikit-image.
+Layouts follow the CycleGAN release (``<name>/{trainA,trainB,testA,testB}``, Zhu et al. 2017);
+digit and colorization recipes build their domains from the standard files (idx, HDF5, zip).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from gankit.data.images import load_image
+from gankit.data.sources import (
+    ArraySource,
+    FileSource,
+    ImageSource,
+    ListSource,
+    MappedSource,
+    ZipSource,
+    to_gray,
+)
+from gankit.errors import ConfigError, DataError
+
+SPLITS = ("train", "test")
+HINT = "pass --data-root DIR or set GANKIT_DATA"
+
+
+@dataclass
+class DomainPair:
+    """What training needs to know about a dataset. ``test_a_truth`` is, for colorization, the
+    colour original of each ``source_a`` image (aligned by index), to score translations."""
+
+    source_a: ImageSource
+    source_b: ImageSource
+    channels_a: int
+    channels_b: int
+    name: str
+    default_load_size: int = 286
+    default_crop_size: int = 256
+    description: str = ""
+    test_a_truth: ImageSource | None = None
+    default_preprocess: str = "resize_and_crop"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    description: str
+    build: Callable[[Path | None, str, str], DomainPair]
+    needs_data: bool = True
+
+
+def default_data_root() -> Path:
+    """``$GANKIT_DATA`` if set, else ``../shared/data`` (relative to the working directory)."""
+    return Path(os.environ.get("GANKIT_DATA") or "../shared/data")
+
+
+def _root(data_root: str | Path | None) -> Path:
+    root = Path(data_root) if data_root else default_data_root()
+    if not root.is_dir():
+        raise DataError(f"data folder {root} not found; {HINT}")
+    return root
+
+
+def _need(path: Path, recipe: str) -> Path:
+    if not path.exists():
+        raise DataError(f"{path} not found: recipe '{recipe}' needs it; {HINT}")
+    return path
+
+
+# --- folder layouts (CycleGAN release) ------------------------------------------------------------
+def folder_pair(
+    folders_a: str | Path | Sequence[str | Path],
+    folders_b: str | Path | Sequence[str | Path],
+    channels_a: int = 3,
+    channels_b: int = 3,
+    on_bad: str = "warn",
+    name: str = "folders",
+) -> DomainPair:
+    """Any user folders, one or more per domain, with the official default sizes (286 → 256)."""
+    a = FileSource.from_folders(folders_a, channels_a, on_bad=on_bad)
+    b = FileSource.from_folders(folders_b, channels_b, on_bad=on_bad)
+    return DomainPair(a, b, channels_a, channels_b, name, description=f"{a.description} ↔ {b.description}")
+
+
+def _has_layout(d: Path, split: str = "train") -> bool:
+    return (d / f"{split}A").is_dir() and (d / f"{split}B").is_dir()
+
+
+def _layout_pair(base: Path, split: str, on_bad: str, name: str) -> DomainPair:
+    folders = [base / f"{split}A", base / f"{split}B"]
+    for f in folders:
+        if not f.is_dir():
+            raise DataError(f"{f} not found: '{name}' needs {base}/{{trainA,trainB,testA,testB}}; {HINT}")
+    return folder_pair(folders[0], folders[1], on_bad=on_bad, name=name)
+
+
+def _cyclegan_set(name: str) -> Callable[[Path | None, str, str], DomainPair]:
+    def build(root, split, on_bad):
+        return _layout_pair(_need(_root(root) / name, name), split, on_bad, name)
+
+    return build
+
+
+def _horse2zebra(root, split, on_bad) -> DomainPair:
+    root = _root(root)
+    if _has_layout(root / "horse2zebra", split):
+        return _layout_pair(root / "horse2zebra", split, on_bad, "horse2zebra")
+    partial = root / "horse2zebra_partial"
+    have = f" ({partial} holds only 50 test horses, testA)" if partial.is_dir() else ""
+    raise DataError(
+        f"horse2zebra is not available offline: the zebras (trainB/testB) and the training horses are "
+        f"missing{have}. Put the full set at {root / 'horse2zebra'}/{{trainA,trainB,testA,testB}} "
+        "or use apple2orange."
+    )
+
+
+# --- demo: scikit-image's bundled photos ------------------------------------------------------------
+# Three disjoint groups so the task stays unpaired: gray A and colour B never show the same photo,
+# and the test photos are seen by neither (the two motorcycle views are a stereo pair: same group).
+DEMO_A = ("astronaut.png", "coffee.png", "hubble_deep_field.jpg")
+DEMO_B = ("motorcycle_left.png", "motorcycle_right.png", "rocket.jpg", "retina.jpg")
+DEMO_TEST = ("chelsea.png", "ihc.png")
+DEMO_SHORT_SIDE = 256
+
+
+def _skimage_photos(files: Sequence[str]) -> ListSource:
+    try:
+        import skimage
+    except ImportError:
+        raise DataError("the demo recipe needs scikit-image (pip install scikit-image)") from None
+    folder = Path(skimage.__file__).parent / "data"
+    images = []
+    for f in files:
+        img = load_image(_need(folder / f, "demo"), 3)
+        s = DEMO_SHORT_SIDE / min(img.size)
+        if s < 1:  # decode and shrink once: per-step crops then cost nothing
+            img = img.resize((round(img.width * s), round(img.height * s)), Image.Resampling.LANCZOS)
+        images.append(img)
+    names = [Path(f).stem for f in files]
+    return ListSource(images, 3, names, description=f"scikit-image photos {', '.join(files)}")
+
+
+def _demo(root, split, on_bad) -> DomainPair:
+    """Gray ↔ colour on 9 real photos: a CPU demo in minutes. Images are kept at a shorter side
+    of 256 px and trained on random 64 px crops of a 128 px-short-side rescale (aspect kept)."""
+    if split == "train":
+        a = MappedSource(_skimage_photos(DEMO_A), to_gray, 1)
+        b, truth = _skimage_photos(DEMO_B), None
+    else:
+        truth = _skimage_photos(DEMO_TEST)
+        a, b = MappedSource(truth, to_gray, 1), truth
+    return DomainPair(a, b, 1, 3, "demo", 128, 64, "scikit-image photos: grayscale ↔ colour", truth,
+                      "scale_shortside_and_crop")  # fmt: skip
+
+
+# --- CIFAR-10 colorization --------------------------------------------------------------------------
+def _cifar_files(base: Path, split: str) -> tuple[list[Path], np.ndarray]:
+    table = _need(base / f"{split}_labels.csv", "cifar10-colorization")
+    with open(table, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not {"path", "label"} <= rows[0].keys():
+        raise DataError(f"{table}: expected a csv with columns path,label,class")
+    return [base / r["path"] for r in rows], np.array([int(r["label"]) for r in rows], dtype=np.int64)
+
+
+def _cifar_colorization(root, split, on_bad) -> DomainPair:
+    """Train: gray A from the even rows, colour B from the odd rows of train_labels.csv (disjoint
+    halves with the same class balance, so unpaired). Test: gray test images, their colours as
+    ``test_a_truth``, and the same colour images as B. Sizes 32, only flips (``crop`` of 32)."""
+    base = _need(_root(root) / "cifar10", "cifar10-colorization")
+    paths, labels = _cifar_files(base, split)
+    if split == "train":
+        a = FileSource(paths[0::2], 1, on_bad, labels[0::2], f"{base}/train (even rows, gray)")
+        b = FileSource(paths[1::2], 3, on_bad, labels[1::2], f"{base}/train (odd rows)")
+        truth = None
+    else:
+        truth = b = FileSource(paths, 3, on_bad, labels, f"{base}/test")
+        a = MappedSource(truth, to_gray, 1)
+    name = "cifar10-colorization"
+    return DomainPair(a, b, 1, 3, name, 32, 32, "CIFAR-10 grayscale ↔ colour", truth, "crop")
+
+
+# --- digits -----------------------------------------------------------------------------------------
+def read_idx(path: Path) -> np.ndarray:
+    """An idx file (LeCun's MNIST format, optionally gzipped): big-endian header, uint8 data."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as e:
+        raise DataError(f"{path}: cannot read idx file ({e})") from None
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise DataError(f"{path}: not a uint8 idx file (bad magic number)")
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * k : 8 + 4 * k], "big") for k in range(ndim))
+    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(shape)):
+        raise DataError(f"{path}: idx header says {shape} but holds {body.size} bytes")
+    return body.reshape(shape)
+
+
+def _mnist(root: Path, split: str) -> ArraySource:
+    base = _need(root / "mnist", "mnist")
+    prefix = "train" if split == "train" else "t10k"
+    images = read_idx(_need(base / f"{prefix}-images-idx3-ubyte.gz", "mnist"))
+    labels = read_idx(_need(base / f"{prefix}-labels-idx1-ubyte.gz", "mnist"))
+    if len(images) != len(labels):
+        raise DataError(f"{base}: {len(images)} images but {len(labels)} labels")
+    names = [f"mnist_{prefix}_{i:05d}" for i in range(len(images))]
+    return ArraySource(images, 1, names, labels, f"MNIST {split} ({base})")
+
+
+def _usps(root: Path, split: str) -> ArraySource:
+    path = _need(root / "usps" / "usps.h5", "mnist-usps")
+    try:
+        import h5py
+    except ImportError:
+        raise DataError(f"reading {path} needs h5py (pip install h5py)") from None
+    try:
+        with h5py.File(path, "r") as f:
+            data, target = np.asarray(f[split]["data"]), np.asarray(f[split]["target"])
+    except (OSError, KeyError) as e:
+        raise DataError(f"{path}: expected HDF5 with {split}/data and {split}/target ({e})") from None
+    images = np.clip(np.rint(data.reshape(-1, 16, 16) * 255), 0, 255).astype(np.uint8)
+    names = [f"usps_{split}_{i:05d}" for i in range(len(images))]
+    return ArraySource(images, 1, names, target, f"USPS {split} ({path})")
+
+
+MNISTM_TRAIN_FRACTION = 0.8
+
+
+def _mnistm(root: Path, split: str) -> ZipSource:
+    """Only MNIST-M's test split (9,001 images) is available offline: its first 80% (by file name)
+    serve as our train split and the last 20% as our test split."""
+    base = _need(root / "mnist_m", "mnist-mnistm")
+    labels_txt = _need(base / "mnist_m_test_labels.txt", "mnist-mnistm")
+    label_of = {}
+    for line in labels_txt.read_text().split("\n"):
+        if line.strip():
+            file, label = line.split()
+            label_of[file] = int(label)
+    source = ZipSource(_need(base / "mnist_m_test.zip", "mnist-mnistm"), None, 3)
+    members = source.members
+    missing = [m for m in members if Path(m).name not in label_of]
+    if missing:
+        raise DataError(f"{labels_txt}: no label for {len(missing)} image(s), e.g. {missing[0]}")
+    cut = int(len(members) * MNISTM_TRAIN_FRACTION)
+    members = members[:cut] if split == "train" else members[cut:]
+    return ZipSource(source.zip_path, members, 3, [label_of[Path(m).name] for m in members],
+                     f"MNIST-M {split} ({len(members)} of the test zip)")  # fmt: skip
+
+
+def _mnist_usps(root, split, on_bad) -> DomainPair:
+    root = _root(root)
+    return DomainPair(_mnist(root, split), _usps(root, split), 1, 1, "mnist-usps", 32, 32,
+                      "MNIST 28px ↔ USPS 16px digits, both resized to 32")  # fmt: skip
+
+
+def _mnist_mnistm(root, split, on_bad) -> DomainPair:
+    root = _root(root)
+    return DomainPair(_mnist(root, split), _mnistm(root, split), 1, 3, "mnist-mnistm", 32, 32,
+                      "MNIST (gray) ↔ MNIST-M (digits on colour photo patches)")  # fmt: skip
+
+
+def _mnist_svhn(root, split, on_bad) -> DomainPair:
+    raise DataError("SVHN is not available offline; use mnist-usps or mnist-mnistm")
+
+
+# --- CelebA attributes ------------------------------------------------------------------------------
+def read_celeba_attributes(path: Path) -> tuple[list[str], dict[str, np.ndarray]]:
+    """``list_attr_celeba.txt``: a count line, a line of attribute names, then
+    ``<file> v1 v2 …`` with values 1 / -1. Returns (names, {file: values})."""
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    if len(lines) < 2:
+        raise DataError(f"{path}: not a CelebA attribute file (needs a count line and a header line)")
+    names = lines[1].split()
+    table = {}
+    for n, line in enumerate(lines[2:], start=3):
+        parts = line.split()
+        if len(parts) != len(names) + 1:
+            raise DataError(f"{path}: line {n} has {len(parts) - 1} values, expected {len(names)}")
+        table[parts[0]] = np.array([int(v) for v in parts[1:]], dtype=np.int64)
+    return names, table
+
+
+def _celeba(attribute_a: tuple[str, int], attribute_b: tuple[str, int], name: str):
+    """Both domains from the attribute table; the shared copy (32 faces) is far too small to train
+    on, so train and test splits both use all images. Faces are 178x218: aspect is kept."""
+
+    def build(root, split, on_bad) -> DomainPair:
+        base = _need(_root(root) / "celeba_hair", name)
+        tables = sorted(base.rglob("list_attr_celeba*.txt"))
+        if not tables:
+            raise DataError(f"{base}: no list_attr_celeba*.txt attribute file")
+        attrs, table = read_celeba_attributes(tables[0])
+        images = {p.name: p for p in sorted(base.rglob("*.jpg"))}
+        domains = []
+        for attr, value in (attribute_a, attribute_b):
+            if attr not in attrs:
+                raise DataError(f"{tables[0]}: no attribute {attr}")
+            col = attrs.index(attr)
+            files = [images[f] for f in sorted(table) if f in images and table[f][col] == value]
+            if not files:
+                raise DataError(f"{base}: no image has {attr} = {value} (the attribute table covers "
+                                f"{len(table)} files, {len(images)} images are present); recipe '{name}' "
+                                f"cannot be built from this copy")  # fmt: skip
+            domains.append(FileSource(files, 3, on_bad, description=f"{base} ({attr} = {value})"))
+        return DomainPair(domains[0], domains[1], 3, 3, name, 72, 64, RECIPES[name].description,
+                          default_preprocess="scale_shortside_and_crop")  # fmt: skip
+
+    return build
+
+
+RECIPES: dict[str, Recipe] = {
+    r.name: r
+    for r in (
+        Recipe("demo", "scikit-image photos, grayscale ↔ colour (no data folder needed)", _demo, False),
+        Recipe("apple2orange", "CycleGAN apples ↔ oranges (ImageNet, 256 px)", _cyclegan_set("apple2orange")),
+        Recipe("horse2zebra", "CycleGAN horses ↔ zebras (needs the full set: not offline)", _horse2zebra),
+        Recipe("cifar10-colorization", "CIFAR-10 grayscale ↔ colour (unpaired halves)", _cifar_colorization),
+        Recipe("mnist-usps", "MNIST ↔ USPS handwritten digits, gray, 32 px", _mnist_usps),
+        Recipe("mnist-mnistm", "MNIST ↔ MNIST-M (80/20 split of its test set), 32 px", _mnist_mnistm),
+        Recipe("mnist-svhn", "MNIST ↔ SVHN (SVHN is not available offline)", _mnist_svhn),
+        Recipe(
+            "celeba-hair",
+            "CelebA black hair ↔ blond hair (32-face sample: too small to train)",
+            _celeba(("Black_Hair", 1), ("Blond_Hair", 1), "celeba-hair"),
+        ),
+        Recipe(
+            "celeba-eyeglasses",
+            "CelebA eyeglasses ↔ none (the shared sample has no glasses)",
+            _celeba(("Eyeglasses", 1), ("Eyeglasses", -1), "celeba-eyeglasses"),
+        ),
+    )
+}
+
+
+def list_recipes() -> list[tuple[str, str]]:
+    """(name, one-line description) of every built-in recipe, for ``gankit recipes`` / ``--help``."""
+    return [(r.name, r.description) for r in RECIPES.values()]
+
+
+def load_recipe(
+    name: str, data_root: str | Path | None = None, split: str = "train", on_bad: str = "warn"
+) -> DomainPair:
+    """A built-in recipe, ``folder:PATH``, a folder with ``trainA``/``trainB`` (…``testA``/``testB``),
+    or any subfolder of the data root with that layout."""
+    if split not in SPLITS:
+        raise ConfigError(f"split must be one of {SPLITS}, got {split!r}")
+    if name in RECIPES:
+        return RECIPES[name].build(data_root, split, on_bad)
+    if name.startswith("folder:"):
+        path = Path(name[len("folder:") :])
+        return _layout_pair(path, split, on_bad, path.name)
+    path = Path(name)
+    if path.is_dir() and (_has_layout(path) or _has_layout(path, "test")):
+        return _layout_pair(path, split, on_bad, path.name or str(path))
+    root = Path(data_root) if data_root else default_data_root()
+    if (root / name).is_dir() and (_has_layout(root / name) or _has_layout(root / name, "test")):
+        return _layout_pair(root / name, split, on_bad, name)
+    known = ", ".join(RECIPES)
+    raise DataError(
+        f"unknown dataset '{name}': not a built-in recipe ({known}), nor a folder with trainA/trainB "
+        f"here or in the data folder {root} ({HINT})"
+    )

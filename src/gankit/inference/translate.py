@@ -1,0 +1,220 @@
+"""Translating images of any size and mode, singly, in batches, or as whole folders.
+
+Generators only accept sizes divisible by their ``size_multiple`` (their stride-2 stages must
+invert exactly), so inputs are padded by reflection — which continues the picture rather than
+adding a dark frame the network never saw — and the result is cropped back to the input size.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from gankit.data.images import convert_image, list_images, load_image, pil_to_tensor, tensor_to_pil
+from gankit.errors import GankitError
+from gankit.training.checkpoint import atomic_write_bytes
+
+__all__ = [
+    "TranslateResult",
+    "pad_to_multiple",
+    "roundtrip_strip",
+    "translate_image",
+    "translate_paths",
+    "translate_tensor",
+]
+
+
+def _pad_axis(x: torch.Tensor, before: int, after: int, dim: int) -> torch.Tensor:
+    if before == 0 and after == 0:
+        return x
+    pad = (before, after, 0, 0) if dim == -1 else (0, 0, before, after)
+    # reflect needs a pad smaller than the side; tiny images fall back to repeating the edge
+    mode = "reflect" if max(before, after) < x.shape[dim] else "replicate"
+    return F.pad(x, pad, mode=mode)
+
+
+def pad_to_multiple(
+    x: torch.Tensor, multiple: int, min_size: int = 0
+) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+    """Pad (N, C, H, W) so H and W divide by ``multiple`` (and are at least ``min_size``), split
+    evenly between both sides so no edge sees much more invented context than the other. Returns
+    the padded tensor and the ``(top, bottom, left, right)`` amounts."""
+    h, w = x.shape[-2:]
+    ph = max(h + (-h) % multiple, min_size + (-min_size) % multiple) - h
+    pw = max(w + (-w) % multiple, min_size + (-min_size) % multiple) - w
+    top, left = ph // 2, pw // 2
+    bottom, right = ph - top, pw - left
+    x = _pad_axis(x, left, right, -1)
+    x = _pad_axis(x, top, bottom, -2)
+    return x, (top, bottom, left, right)
+
+
+def _generator_device_dtype(generator: nn.Module) -> tuple[torch.device | None, torch.dtype | None]:
+    for p in generator.parameters():
+        return p.device, p.dtype
+    for b in generator.buffers():
+        if b.is_floating_point():
+            return b.device, b.dtype
+    return None, None
+
+
+def translate_tensor(generator: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) in [-1, 1] of any H, W → (N, C_out, H, W), on the generator's device.
+
+    Runs in eval mode (batch norm uses its running statistics, dropout is off) and restores each
+    submodule's previous mode afterwards, so it is safe to call in the middle of training. Images
+    so small that the bottleneck would be a single pixel are padded to a larger multiple.
+    """
+    if x.ndim != 4:
+        raise ValueError(f"expected an (N, C, H, W) tensor, got shape {tuple(x.shape)}")
+    device, dtype = _generator_device_dtype(generator)
+    if device is not None:
+        x = x.to(device=device, dtype=dtype)
+    h, w = x.shape[-2:]
+    multiple = int(getattr(generator, "size_multiple", 1) or 1)
+    modes = [(m, m.training) for m in generator.modules()]
+    generator.eval()
+    try:
+        with torch.inference_mode():
+            min_size = 0
+            while True:
+                padded, (top, _, left, _) = pad_to_multiple(x, multiple, min_size)
+                try:
+                    y = generator(padded)
+                    break
+                except (ValueError, RuntimeError):
+                    # a 1-pixel bottleneck cannot be instance-normed or reflect-padded: pad tiny
+                    # images further (only on failure, so sizes that work keep minimal padding)
+                    if min(padded.shape[-2:]) >= 4 * multiple or min_size >= 4 * multiple:
+                        raise
+                    min_size = 2 * max(min_size, multiple)
+    finally:
+        for m, training in modes:
+            m.training = training
+    # clone outside inference mode: callers get an ordinary tensor they may modify in place
+    return y[..., top : top + h, left : left + w].clone()
+
+
+def translate_image(generator: nn.Module, image: Image.Image, in_channels: int) -> Image.Image:
+    """Translate one PIL image of any mode (L, LA, P, RGBA, CMYK, 16-bit…) and size.
+
+    The image is first made upright "L"/"RGB" with ``in_channels`` channels (what the generator
+    was trained on); the result has that image's size and is "L" or "RGB" by output channels.
+    """
+    img = convert_image(image, in_channels)
+    y = translate_tensor(generator, pil_to_tensor(img)[None])
+    return tensor_to_pil(y[0])
+
+
+@dataclass
+class TranslateResult:
+    """What :func:`translate_paths` did: files written and ``(input, reason)`` for those that failed,
+    so one bad file among thousands is reported instead of aborting the rest."""
+
+    written: list[Path] = field(default_factory=list)
+    failures: list[tuple[Path, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def _collect_inputs(inputs: list[str | Path], failures: list[tuple[Path, str]]) -> list[tuple[Path, Path]]:
+    """``(file, relative output folder)`` pairs; folders keep their sub-folder structure so that
+    ``a/x.png`` and ``b/x.png`` do not overwrite each other."""
+    items: list[tuple[Path, Path]] = []
+    seen: set[Path] = set()
+    for raw in inputs:
+        path = Path(raw)
+        if path.is_dir():
+            try:
+                files = [(f, f.parent.relative_to(path)) for f in list_images(path)]
+            except GankitError as e:
+                failures.append((path, str(e)))
+                continue
+        else:
+            files = [(path, Path())]
+        for f, rel in files:
+            key = f.resolve()
+            if key not in seen:
+                seen.add(key)
+                items.append((f, rel))
+    return items
+
+
+def _encode(image: Image.Image, suffix: str) -> bytes:
+    buf = io.BytesIO()
+    fmt = Image.registered_extensions().get(suffix.lower())
+    if fmt is None:
+        raise ValueError(f"unknown image suffix {suffix!r}")
+    image.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def roundtrip_strip(real: Image.Image, fake: Image.Image, rec: Image.Image) -> Image.Image:
+    """real | translated | reconstructed side by side; gray panels are shown as RGB when the
+    domains differ in channels, so the strip has one mode."""
+    panels = [real, fake, rec]
+    mode = "RGB" if any(p.mode != "L" for p in panels) else "L"
+    w, h = real.size
+    strip = Image.new(mode, (3 * w, h))
+    for i, p in enumerate(panels):
+        if p.size != (w, h):
+            p = p.resize((w, h), Image.Resampling.BICUBIC)
+        strip.paste(p.convert(mode), (i * w, 0))
+    return strip
+
+
+def translate_paths(
+    model,
+    inputs: list[str | Path],
+    out_dir: str | Path,
+    direction: str = "a2b",
+    roundtrip: bool = False,
+    suffix: str = ".png",
+    progress: bool | None = None,
+) -> TranslateResult:
+    """Translate files and folders (searched recursively) into ``out_dir``.
+
+    ``photo.jpg`` becomes ``photo_a2b.png`` (and with ``roundtrip`` also ``photo_a2b_roundtrip.png``,
+    real | translated | reconstructed). Each output is written atomically, so an interrupted run
+    never leaves a half-written image; unreadable inputs are recorded in ``failures`` and skipped.
+    ``progress=None`` shows a bar when there is more than one input.
+    """
+    from tqdm.auto import tqdm
+
+    back = "b2a" if direction == "a2b" else "a2b"
+    generator = model.generator(direction)
+    in_channels, _ = model.channels(direction)
+    reverse = model.generator(back) if roundtrip else None
+    out_dir = Path(out_dir)
+    result = TranslateResult()
+    items = _collect_inputs(list(inputs), result.failures)
+    taken: set[Path] = set()
+    show = len(items) > 1 if progress is None else progress
+    for path, rel in tqdm(items, desc=f"translate {direction}", unit="img", disable=not show):
+        stem, n = path.stem, 2
+        while (out_dir / rel / stem) in taken:  # x.jpg and x.png in one folder
+            stem, n = f"{path.stem}-{n}", n + 1
+        taken.add(out_dir / rel / stem)
+        try:
+            real = load_image(path, in_channels)
+            fake = translate_image(generator, real, in_channels)
+            outputs = [(out_dir / rel / f"{stem}_{direction}{suffix}", fake)]
+            if reverse is not None:
+                rec = translate_image(reverse, fake, model.channels(back)[0])
+                strip = roundtrip_strip(real, fake, rec)
+                outputs.append((out_dir / rel / f"{stem}_{direction}_roundtrip{suffix}", strip))
+            for target, image in outputs:
+                result.written.append(atomic_write_bytes(target, _encode(image, suffix)))
+        except GankitError as e:  # ImageReadError names the file itself
+            result.failures.append((path, str(e)))
+        except OSError as e:  # e.g. the output folder is not writable
+            result.failures.append((path, f"{path}: {e}"))
+    return result

@@ -1,0 +1,90 @@
+"""Loss functions: the adversarial "games" of GANs in Action ch.5 and the CycleGAN terms.
+
+Discriminators output raw scores; each game says how to read them. ``d_loss`` is what the
+discriminator minimizes, ``g_loss`` what the generator minimizes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+GAN_LOSSES = ("lsgan", "vanilla", "minimax", "wgan", "wgan-gp", "hinge")
+
+
+@dataclass(frozen=True)
+class AdversarialLoss:
+    """One GAN game.
+
+    - ``lsgan``: least squares (Mao et al. 2017), CycleGAN's default (paper §4): D → 1 on real,
+      0 on fake; G → 1.
+    - ``vanilla``: non-saturating cross-entropy (Goodfellow et al. 2014 §3): G maximizes log D(G(z)).
+    - ``minimax``: the original saturating game, G minimizes log(1 − D(G(z))).
+    - ``wgan`` / ``wgan-gp``: Wasserstein critic (Arjovsky et al. 2017; Gulrajani et al. 2017); pair
+      ``wgan`` with weight clipping and ``wgan-gp`` with :func:`gradient_penalty`.
+    - ``hinge``: Lim & Ye 2017, Miyato et al. 2018.
+
+    ``real_label`` below 1 is one-sided label smoothing (Salimans et al. 2016), used by the
+    probability games only.
+    """
+
+    kind: str = "lsgan"
+    real_label: float = 1.0
+
+    def __post_init__(self):
+        if self.kind not in GAN_LOSSES:
+            raise ValueError(f"unknown GAN loss {self.kind!r}; choose one of {GAN_LOSSES}")
+
+    def d_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        real, fake = real.float(), fake.float()
+        if self.kind == "lsgan":
+            real_target = torch.full_like(real, self.real_label)
+            return 0.5 * (F.mse_loss(real, real_target) + F.mse_loss(fake, torch.zeros_like(fake)))
+        if self.kind in ("vanilla", "minimax"):
+            r = F.binary_cross_entropy_with_logits(real, torch.full_like(real, self.real_label))
+            f = F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
+            return 0.5 * (r + f)
+        if self.kind in ("wgan", "wgan-gp"):
+            return fake.mean() - real.mean()
+        return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+
+    def g_loss(self, fake: torch.Tensor) -> torch.Tensor:
+        fake = fake.float()
+        if self.kind == "lsgan":
+            return F.mse_loss(fake, torch.ones_like(fake))
+        if self.kind == "vanilla":
+            return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
+        if self.kind == "minimax":
+            return -F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
+        return -fake.mean()
+
+
+def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """WGAN-GP penalty E[(‖∇D(x̂)‖₂ − 1)²] at random interpolates x̂ (Gulrajani et al. 2017, eq. 3).
+    Multiply by λ (10 in the paper). Unlike the official CycleGAN code's ``wgangp`` mode, callers
+    really add it to the critic loss."""
+    alpha = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)
+    mixed = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+    scores = critic(mixed)
+    (grad,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)
+    return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+
+
+def cycle_loss(real: torch.Tensor, reconstructed: torch.Tensor) -> torch.Tensor:
+    """‖F(G(x)) − x‖₁, CycleGAN eq. 2."""
+    return F.l1_loss(reconstructed.float(), real.float())
+
+
+def identity_loss(real: torch.Tensor, mapped: torch.Tensor) -> torch.Tensor:
+    """‖G(y) − y‖₁ (CycleGAN §5.2, after Taigman et al. 2017): keeps colours when nothing needs to change."""
+    return F.l1_loss(mapped.float(), real.float())
+
+
+def clip_weights(module: nn.Module, limit: float) -> None:
+    """WGAN weight clipping to [−c, c] (Arjovsky et al. 2017, algorithm 1)."""
+    with torch.no_grad():
+        for p in module.parameters():
+            p.clamp_(-limit, limit)

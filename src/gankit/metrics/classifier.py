@@ -1,0 +1,329 @@
+"""Classifiers trained by the project to score translations: a domain classifier (A vs B) whose
+accuracy on translated images is the translation success rate and whose penultimate layer is the
+feature space of the classifier FID/KID, and a digit classifier for label preservation.
+
+Trained on the train split only, evaluated on the held-out test split, and cached (safetensors +
+json) under ``~/.cache/gankit/classifiers`` (or ``$GANKIT_CACHE/classifiers``), keyed by the data
+set name, a fingerprint of its files (names and sizes, or array bytes) and the hyper-parameters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import zipfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from gankit.data.sources import (
+    ArraySource,
+    FileSource,
+    ImageSource,
+    ListSource,
+    MappedSource,
+    SubsetSource,
+    ZipSource,
+)
+from gankit.errors import CheckpointError, DataError
+from gankit.training.checkpoint import atomic_write_text, load_safetensors, save_safetensors
+
+RELIABLE_ACCURACY = 0.95
+CACHE_VERSION = 1
+BICUBIC = Image.Resampling.BICUBIC
+
+
+class SmallCNN(nn.Module):
+    """Four 3x3 conv-BN-ReLU stages (three max-pools), global average pooling (the ``width * 8``-d
+    penultimate features) and a linear head. Input: 3-channel images in [-1, 1]."""
+
+    def __init__(self, num_classes: int = 2, width: int = 16, in_channels: int = 3):
+        super().__init__()
+        chans = [in_channels, width, width * 2, width * 4, width * 8]
+        layers: list[nn.Module] = []
+        for i in range(4):
+            layers += [nn.Conv2d(chans[i], chans[i + 1], 3, padding=1, bias=False), nn.BatchNorm2d(chans[i + 1])]
+            layers += [nn.ReLU(inplace=True)] + ([nn.MaxPool2d(2)] if i < 3 else [])
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(chans[-1], num_classes)
+        self.feature_dim = chans[-1]
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x).mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """Hyper-parameters (all part of the cache key)."""
+
+    image_size: int = 64
+    width: int = 16
+    steps: int = 400
+    batch_size: int = 64
+    lr: float = 2e-3
+    flip: bool = True
+    max_train_per_class: int = 3000
+    seed: int = 0
+
+
+@dataclass
+class TrainedClassifier:
+    model: SmallCNN
+    test_accuracy: float
+    config: ClassifierConfig
+    num_classes: int
+    class_names: list[str]
+    train_seconds: float = 0.0
+    cached: bool = False
+    path: Path | None = None
+
+    @property
+    def reliable(self) -> bool:
+        return self.test_accuracy >= RELIABLE_ACCURACY
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 (N, 3, S, S) images -> (softmax probabilities (N, K), penultimate features (N, D))."""
+        self.model.eval()
+        probs, feats = [], []
+        for i in range(0, len(images), batch_size):
+            x = to_float(images[i : i + batch_size])
+            f = self.model.features(x)
+            probs.append(self.model.head(f).softmax(1).double().numpy())
+            feats.append(f.double().numpy())
+        return np.concatenate(probs), np.concatenate(feats)
+
+
+def default_cache_dir() -> Path:
+    """``$GANKIT_CACHE/classifiers`` if set, else ``~/.cache/gankit/classifiers``."""
+    base = os.environ.get("GANKIT_CACHE")
+    return (Path(base) if base else Path.home() / ".cache" / "gankit") / "classifiers"
+
+
+# --- images ------------------------------------------------------------------------------------------
+def prepare(img: Image.Image, size: int) -> np.ndarray:
+    """PIL image -> uint8 (3, size, size): RGB (gray replicated), PIL bicubic resize on uint8 pixels
+    (the clean-fid convention: every image, real or translated, goes through the same path)."""
+    img = img.convert("RGB")
+    if img.size != (size, size):
+        img = img.resize((size, size), BICUBIC)
+    return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
+
+
+def load_uint8(source: ImageSource, size: int, indices=None) -> torch.Tensor:
+    """Images of ``source`` (all, or ``indices``) as a uint8 tensor (N, 3, size, size)."""
+    idx = range(len(source)) if indices is None else indices
+    arrays = [prepare(source.load(int(i)), size) for i in idx]
+    if not arrays:
+        raise DataError(f"{source.description}: no images to load")
+    return torch.from_numpy(np.stack(arrays))
+
+
+def tensor_to_uint8(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Generator output (N, C, H, W) in [-1, 1] -> uint8 (N, 3, size, size), quantized as a saved
+    image would be, then resized like real images (see :func:`prepare`)."""
+    a = ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    out = []
+    for im in a:
+        arr = im.permute(1, 2, 0).numpy()
+        pil = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
+        out.append(prepare(pil, size))
+    return torch.from_numpy(np.stack(out))
+
+
+def to_float(x: torch.Tensor) -> torch.Tensor:
+    return x.float().div(127.5).sub(1.0)
+
+
+# --- cache key ---------------------------------------------------------------------------------------
+def source_fingerprint(source: ImageSource) -> str:
+    """A content hash of a source: file names and sizes, array bytes, zip member names and sizes."""
+    h = hashlib.sha256()
+    h.update(type(source).__name__.encode())
+    if isinstance(source, FileSource):
+        for p in source.paths:
+            h.update(f"{p.name}\0{p.stat().st_size}\n".encode())
+    elif isinstance(source, ArraySource):
+        h.update(np.ascontiguousarray(source.array).tobytes())
+    elif isinstance(source, ZipSource):
+        with zipfile.ZipFile(source.zip_path) as zf:
+            for m in source.members:
+                h.update(f"{m}\0{zf.getinfo(m).file_size}\0{zf.getinfo(m).CRC}\n".encode())
+    elif isinstance(source, ListSource):
+        for im in source.images:
+            h.update(im.tobytes())
+    elif isinstance(source, MappedSource):
+        h.update(getattr(source.fn, "__name__", repr(source.fn)).encode())
+        h.update(source_fingerprint(source.source).encode())
+    elif isinstance(source, SubsetSource):
+        h.update(source.indices.tobytes())
+        h.update(source_fingerprint(source.source).encode())
+    else:
+        h.update(str(len(source)).encode())
+        for i in range(len(source)):
+            h.update(source.name(i).encode())
+    if source.labels is not None:
+        h.update(np.asarray(source.labels, dtype=np.int64).tobytes())
+    return h.hexdigest()
+
+
+def _cache_paths(cache_dir: Path, dataset: str, kind: str, key: str) -> tuple[Path, Path]:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in dataset) or "data"
+    stem = cache_dir / f"{safe}-{kind}-{key[:16]}"
+    return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+
+
+# --- training ----------------------------------------------------------------------------------------
+def _subsample(n: int, cap: int, rng: np.random.Generator) -> np.ndarray:
+    return np.sort(rng.choice(n, cap, replace=False)) if n > cap else np.arange(n)
+
+
+def fit(train_x: torch.Tensor, train_y: torch.Tensor, num_classes: int, config: ClassifierConfig) -> SmallCNN:
+    """Train a :class:`SmallCNN` with Adam (cosine-decayed lr), random flips (``config.flip``) and random
+    translations of up to 1/8 of the size (reflect padding), with a fixed seed."""
+    gen = torch.Generator().manual_seed(config.seed)
+    with torch.random.fork_rng():
+        torch.manual_seed(config.seed)
+        model = SmallCNN(num_classes, config.width)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=config.steps, pct_start=0.15)
+    pad = max(1, config.image_size // 8)
+    model.train()
+    for _ in range(config.steps):
+        idx = torch.randint(len(train_x), (config.batch_size,), generator=gen)
+        x, y = to_float(train_x[idx]), train_y[idx]
+        if config.flip:
+            flip = torch.rand(len(x), generator=gen) < 0.5
+            x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        s = config.image_size
+        x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+        dx, dy = (int(v) for v in torch.randint(2 * pad + 1, (2,), generator=gen))
+        x = x[:, :, dy : dy + s, dx : dx + s]
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+    return model.eval()
+
+
+@torch.no_grad()
+def accuracy(model: SmallCNN, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> float:
+    model.eval()
+    correct = 0
+    for i in range(0, len(x), batch_size):
+        correct += int((model(to_float(x[i : i + batch_size])).argmax(1) == y[i : i + batch_size]).sum())
+    return correct / len(x)
+
+
+def _train_or_load(
+    kind: str,
+    dataset: str,
+    fingerprints: list[str],
+    class_names: list[str],
+    config: ClassifierConfig,
+    data,  # () -> (train_x, train_y, test_x, test_y)
+    cache_dir: str | Path | None,
+    use_cache: bool,
+) -> TrainedClassifier:
+    num_classes = len(class_names)
+    key_data = {"v": CACHE_VERSION, "kind": kind, "dataset": dataset, "sources": fingerprints,
+                "classes": class_names, "config": asdict(config)}  # fmt: skip
+    key = hashlib.sha256(json.dumps(key_data, sort_keys=True).encode()).hexdigest()
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    weights, meta_path = _cache_paths(cache, dataset, kind, key)
+    if use_cache and weights.is_file() and meta_path.is_file():
+        try:
+            meta = json.loads(meta_path.read_text())
+            tensors, _ = load_safetensors(weights)
+            model = SmallCNN(num_classes, config.width)
+            model.load_state_dict(tensors)
+            return TrainedClassifier(model.eval(), float(meta["test_accuracy"]), config, num_classes, class_names,
+                                     float(meta.get("train_seconds", 0.0)), True, weights)  # fmt: skip
+        except (CheckpointError, KeyError, ValueError, RuntimeError):
+            pass  # a stale or corrupt cache entry: train again and overwrite it
+    start = time.perf_counter()
+    train_x, train_y, test_x, test_y = data()
+    model = fit(train_x, train_y, num_classes, config)
+    acc = accuracy(model, test_x, test_y)
+    seconds = time.perf_counter() - start
+    if use_cache:
+        save_safetensors(model.state_dict(), weights, {"key": key})
+        meta = key_data | {"key": key, "test_accuracy": acc, "train_seconds": seconds,
+                           "train_images": len(train_x), "test_images": len(test_x)}  # fmt: skip
+        atomic_write_text(meta_path, json.dumps(meta, indent=2))
+    return TrainedClassifier(
+        model, acc, config, num_classes, class_names, seconds, False, weights if use_cache else None
+    )
+
+
+def _labelled(sources: list[ImageSource], size: int, cap: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    for k, s in enumerate(sources):
+        xs.append(load_uint8(s, size, _subsample(len(s), cap, rng)))
+        ys.append(torch.full((len(xs[-1]),), k, dtype=torch.long))
+    return torch.cat(xs), torch.cat(ys)
+
+
+def train_domain_classifier(
+    train_a: ImageSource,
+    train_b: ImageSource,
+    test_a: ImageSource,
+    test_b: ImageSource,
+    dataset: str,
+    config: ClassifierConfig | None = None,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+) -> TrainedClassifier:
+    """A vs B (class 0 = A, 1 = B), trained on the train sources, accuracy on the test sources
+    (balanced by capping each domain at ``max_train_per_class``; test sets are used whole)."""
+    config = config or ClassifierConfig()
+    fps = [source_fingerprint(s) for s in (train_a, train_b, test_a, test_b)]
+
+    def data():
+        tx, ty = _labelled([train_a, train_b], config.image_size, config.max_train_per_class, config.seed)
+        vx, vy = _labelled([test_a, test_b], config.image_size, 10**9, config.seed)
+        return tx, ty, vx, vy
+
+    return _train_or_load("domain", dataset, fps, ["A", "B"], config, data, cache_dir, use_cache)
+
+
+def train_label_classifier(
+    train: ImageSource,
+    test: ImageSource,
+    dataset: str,
+    num_classes: int = 10,
+    config: ClassifierConfig | None = None,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+) -> TrainedClassifier:
+    """A class-label (e.g. digit) classifier on one domain's labelled train data; accuracy on its
+    labelled test data. Use ``flip=False`` in the config for digits."""
+    config = config or ClassifierConfig(image_size=32, flip=False, max_train_per_class=10000)
+    for s in (train, test):
+        if s.labels is None:
+            raise DataError(f"{s.description}: has no labels; a label classifier needs labelled images")
+    fps = [source_fingerprint(train), source_fingerprint(test)]
+
+    def data():
+        rng = np.random.default_rng(config.seed)
+        idx = _subsample(len(train), config.max_train_per_class, rng)
+        tx = load_uint8(train, config.image_size, idx)
+        ty = torch.from_numpy(np.asarray(train.labels)[idx].astype(np.int64))
+        vx = load_uint8(test, config.image_size)
+        vy = torch.from_numpy(np.asarray(test.labels).astype(np.int64))
+        return tx, ty, vx, vy
+
+    names = [str(k) for k in range(num_classes)]
+    return _train_or_load("labels", dataset, fps, names, config, data, cache_dir, use_cache)

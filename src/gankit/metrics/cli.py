@@ -1,0 +1,110 @@
+"""The ``gankit eval`` command: ``add_eval_arguments(parser)`` and ``run_eval(args) -> int``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from gankit.errors import ConfigError
+
+
+def add_eval_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.description = (
+        "Score a CycleGAN on a test split in both directions (`gankit eval runs/a2o --dataset apple2orange "
+        "--out eval/a2o`), or any two folders of images (`gankit eval --real DIR --fake DIR --out eval/x`). "
+        "Writes report.json and report.html and prints the metrics table."
+    )
+    p.add_argument("model", nargs="?", metavar="MODEL", help="run folder, model.safetensors or checkpoint")
+    p.add_argument("--dataset", help="recipe or folder with trainA/trainB/testA/testB (test split scored)")
+    p.add_argument("--data-root", default=None, help="data folder for recipes (default $GANKIT_DATA)")
+    p.add_argument("--test-a", metavar="DIR", help="folder of domain-A test images (instead of --dataset)")
+    p.add_argument("--test-b", metavar="DIR", help="folder of domain-B test images (instead of --dataset)")
+    p.add_argument("--train-a", metavar="DIR", help="with --test-a/--test-b: domain-A train images (classifier)")
+    p.add_argument("--train-b", metavar="DIR", help="with --test-a/--test-b: domain-B train images (classifier)")
+    p.add_argument("--real", metavar="DIR", help="folder mode: real images")
+    p.add_argument("--fake", metavar="DIR", help="folder mode: generated images")
+    p.add_argument("--inception-weights", metavar="FILE", help="TorchScript Inception feature extractor (.pt)")
+    p.add_argument("--out", required=True, help="output folder for report.json / report.html")
+    p.add_argument("--size", type=int, default=None, help="evaluation image size (default: the model's size)")
+    p.add_argument("--max-images", type=int, default=None, metavar="N", help="score at most N test images per domain")
+    p.add_argument("--device", default="auto", help="cpu, cuda, … or auto")
+    p.add_argument("--cache-dir", default=None, help="classifier cache (default $GANKIT_CACHE or ~/.cache/gankit)")
+    return p
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _log(msg: str) -> None:
+    print(f"[eval] {msg}", file=sys.stderr, flush=True)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from gankit.data.recipes import folder_pair, load_recipe
+    from gankit.metrics.classifier import default_cache_dir, train_domain_classifier
+    from gankit.metrics.evaluate import evaluate_folders, evaluate_model, format_table
+
+    device = _device(args.device)
+    cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    if args.max_images is not None and args.max_images < 2:
+        raise ConfigError(f"--max-images must be at least 2, got {args.max_images}")
+    if args.real or args.fake:
+        if not (args.real and args.fake):
+            raise ConfigError("folder mode needs both --real DIR and --fake DIR")
+        if args.model:
+            raise ConfigError("give either MODEL or --real/--fake, not both")
+        classifier = None
+        if args.dataset:
+            train = load_recipe(args.dataset, args.data_root, "train")
+            test = load_recipe(args.dataset, args.data_root, "test")
+            classifier = train_domain_classifier(train.source_a, train.source_b, test.source_a, test.source_b,
+                                                 test.name, cache_dir=cache_dir)  # fmt: skip
+        metrics = evaluate_folders(args.real, args.fake, args.out, args.inception_weights, args.size,
+                                   args.max_images, classifier, device, _log)  # fmt: skip
+    else:
+        if not args.model:
+            raise ConfigError("give MODEL (with --dataset or --test-a/--test-b), or --real DIR --fake DIR")
+        from gankit.models.cyclegan import CycleGAN
+
+        model = CycleGAN.load(args.model, device=device)
+        ca, cb = model.config.channels_a, model.config.channels_b
+        if args.test_a or args.test_b:
+            if not (args.test_a and args.test_b):
+                raise ConfigError("--test-a and --test-b go together")
+            test = folder_pair(args.test_a, args.test_b, ca, cb, name=Path(args.test_a).parent.name or "folders")
+            train = None
+            if args.train_a and args.train_b:
+                train = folder_pair(args.train_a, args.train_b, ca, cb, name=test.name)
+        elif args.dataset:
+            test = load_recipe(args.dataset, args.data_root, "test")
+            train = load_recipe(args.dataset, args.data_root, "train")
+        else:
+            raise ConfigError("model mode needs --dataset NAME or --test-a DIR --test-b DIR")
+        metrics = evaluate_model(model, test, args.out, train, args.size, args.max_images, device, cache_dir,
+                                 args.inception_weights, log=_log, model_name=str(args.model))  # fmt: skip
+    print(format_table(metrics))
+    print(f"\nreport: {Path(args.out) / 'report.html'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry (``python -m gankit.metrics.cli``) until the lead wires ``gankit eval``."""
+    from gankit.errors import GankitError
+
+    parser = add_eval_arguments(argparse.ArgumentParser(prog="gankit eval"))
+    args = parser.parse_args(argv)
+    try:
+        return run_eval(args)
+    except GankitError as e:
+        print(f"gankit eval: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,207 @@
+"""CycleGAN (Zhu, Park, Isola & Efros, ICCV 2017): two generators G: A→B, F: B→A and two
+discriminators, trained with adversarial, cycle-consistency and identity losses.
+
+Naming: ``g_ab`` is G (A→B), ``g_ba`` is F (B→A); ``d_a`` judges domain-A images, ``d_b`` domain-B
+images. (The official code calls G ``netG_A`` and the judge of B ``netD_A``.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch import nn
+
+from gankit.config import CycleGANConfig
+from gankit.errors import CheckpointError
+from gankit.losses import AdversarialLoss, cycle_loss, gradient_penalty, identity_loss
+from gankit.nn import build_discriminator, build_generator, init_weights
+from gankit.training.checkpoint import list_checkpoints, load_safetensors, safe_torch_load, save_safetensors
+
+DIRECTIONS = ("a2b", "b2a")
+WEIGHTS_FORMAT = "gankit-cyclegan-1"
+
+
+@dataclass
+class GeneratorOutputs:
+    """The images one forward pass of both cycles produces (kept for the D step and sample grids)."""
+
+    fake_b: torch.Tensor
+    rec_a: torch.Tensor
+    fake_a: torch.Tensor
+    rec_b: torch.Tensor
+
+
+class CycleGAN(nn.Module):
+    """The four networks plus the loss terms of CycleGAN eq. 3.
+
+    Python API::
+
+        m = CycleGAN.load("runs/apple2orange")          # run folder, .safetensors or checkpoint
+        orange = m.translate(Image.open("apple.jpg"), direction="a2b")
+        G = m.generator("a2b")                          # plain nn.Module: batched (N, C, H, W) in [-1, 1]
+    """
+
+    def __init__(self, config: CycleGANConfig, *, with_discriminators: bool = True):
+        super().__init__()
+        if config.channels_a is None or config.channels_b is None:
+            raise ValueError("CycleGAN needs a resolved config (channels_a and channels_b set)")
+        self.config = config
+        ca, cb = config.channels_a, config.channels_b
+        g = dict(
+            ngf=config.ngf, n_blocks=config.blocks, depth=config.unet_depth, kernel_size=config.kernel_size,
+            norm=config.norm, padding=config.g_padding, dropout=config.dropout, final=config.final,
+        )  # fmt: skip
+        self.g_ab = build_generator(config.generator, ca, cb, **g)
+        self.g_ba = build_generator(config.generator, cb, ca, **g)
+        nets = [self.g_ab, self.g_ba]
+        if with_discriminators:
+            d = dict(
+                ndf=config.ndf, n_layers=config.d_layers, norm=config.norm, padding=config.d_padding,
+                sigmoid=config.d_sigmoid, image_size=config.size, kernel_size=config.kernel_size,
+            )  # fmt: skip
+            self.d_a = build_discriminator(config.discriminator, ca, **d)
+            self.d_b = build_discriminator(config.discriminator, cb, **d)
+            nets += [self.d_a, self.d_b]
+        for net in nets:
+            init_weights(net, config.init, config.init_gain)
+        self.adversarial = AdversarialLoss(config.gan_loss, real_label=1.0 - config.label_smoothing)
+
+    # --- inference ------------------------------------------------------------------------------
+    def generator(self, direction: str = "a2b") -> nn.Module:
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be 'a2b' or 'b2a', got {direction!r}")
+        return self.g_ab if direction == "a2b" else self.g_ba
+
+    def channels(self, direction: str = "a2b") -> tuple[int, int]:
+        """(input, output) channels of a direction."""
+        ca, cb = self.config.channels_a, self.config.channels_b
+        return (ca, cb) if direction == "a2b" else (cb, ca)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def translate(self, image: Image.Image, direction: str = "a2b") -> Image.Image:
+        """Translate one PIL image of any size and mode; the result has the input's size."""
+        from gankit.inference.translate import translate_image
+
+        return translate_image(self.generator(direction), image, self.channels(direction)[0])
+
+    # --- training losses --------------------------------------------------------------------------
+    @property
+    def uses_identity(self) -> bool:
+        """Identity loss needs G: A→B to accept B images, impossible when channel counts differ
+        (seed 000 disables it for gray → colour)."""
+        return self.config.lambda_id > 0 and self.config.channels_a == self.config.channels_b
+
+    def cycle(self, real_a: torch.Tensor, real_b: torch.Tensor) -> GeneratorOutputs:
+        fake_b = self.g_ab(real_a)
+        fake_a = self.g_ba(real_b)
+        return GeneratorOutputs(fake_b=fake_b, rec_a=self.g_ba(fake_b), fake_a=fake_a, rec_b=self.g_ab(fake_a))
+
+    def generator_loss(
+        self, real_a: torch.Tensor, real_b: torch.Tensor, out: GeneratorOutputs
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """L_GAN(G, D_B) + L_GAN(F, D_A) + λ_cyc·L_cyc + λ_cyc·λ_id·L_id (CycleGAN eq. 3 and §5.2)."""
+        c = self.config
+        terms = {
+            "G_adv_a2b": self.adversarial.g_loss(self.d_b(out.fake_b)),
+            "G_adv_b2a": self.adversarial.g_loss(self.d_a(out.fake_a)),
+            "cycle_a": cycle_loss(real_a, out.rec_a),
+            "cycle_b": cycle_loss(real_b, out.rec_b),
+        }
+        total = terms["G_adv_a2b"] + terms["G_adv_b2a"] + c.lambda_cyc * (terms["cycle_a"] + terms["cycle_b"])
+        if self.uses_identity:
+            terms["idt_a"] = identity_loss(real_b, self.g_ab(real_b))
+            terms["idt_b"] = identity_loss(real_a, self.g_ba(real_a))
+            total = total + c.lambda_cyc * c.lambda_id * (terms["idt_a"] + terms["idt_b"])
+        terms["G_total"] = total
+        return total, terms
+
+    def discriminator_loss(
+        self, real_a: torch.Tensor, real_b: torch.Tensor, fake_a: torch.Tensor, fake_b: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Each discriminator: real → real label, (pooled, detached) fake → fake label; the total is
+        the sum of the two, each already halved as in the official code."""
+        terms = {}
+        for name, d, real, fake in (("D_a", self.d_a, real_a, fake_a), ("D_b", self.d_b, real_b, fake_b)):
+            fake = fake.detach()
+            loss = self.adversarial.d_loss(d(real), d(fake))
+            if self.config.gan_loss == "wgan-gp":
+                penalty = gradient_penalty(d, real, fake)
+                terms[f"{name}_gp"] = penalty
+                loss = loss + self.config.gp_weight * penalty
+            terms[name] = loss
+        total = terms["D_a"] + terms["D_b"]
+        return total, terms
+
+    # --- persistence ------------------------------------------------------------------------------
+    def save_generators(self, path: str | Path) -> Path:
+        """One self-describing ``.safetensors`` file with both generators and the config (what you
+        ship; training state lives in the checkpoints)."""
+        tensors = {f"g_ab.{k}": v for k, v in self.g_ab.state_dict().items()}
+        tensors |= {f"g_ba.{k}": v for k, v in self.g_ba.state_dict().items()}
+        meta = {"format": WEIGHTS_FORMAT, "config": json.dumps(self.config.to_dict())}
+        return save_safetensors(tensors, Path(path), meta)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> CycleGAN:
+        """Load generators from a run folder (its ``model.safetensors`` or newest checkpoint), a
+        ``.safetensors`` file written by :meth:`save_generators`, or a training checkpoint ``.pt``."""
+        path = Path(path)
+        if path.is_dir():
+            if (path / "model.safetensors").is_file():
+                path = path / "model.safetensors"
+            else:
+                ckpts = list_checkpoints(path / "checkpoints")
+                if not ckpts:
+                    raise CheckpointError(f"{path}: no model.safetensors and no checkpoints/step_*.pt inside")
+                path = ckpts[-1][1]
+        if path.suffix == ".safetensors":
+            tensors, meta = load_safetensors(path)
+            if meta.get("format") != WEIGHTS_FORMAT or "config" not in meta:
+                raise CheckpointError(f"{path}: not a gankit CycleGAN weights file (no gankit metadata)")
+            config = CycleGANConfig.from_dict(json.loads(meta["config"]), source=str(path))
+            model = cls(config, with_discriminators=False)
+            _load_prefixed(model, tensors, path)
+        else:
+            state = safe_torch_load(path)
+            if not isinstance(state, dict) or "model" not in state or "config" not in state:
+                raise CheckpointError(f"{path}: not a gankit training checkpoint")
+            config = CycleGANConfig.from_dict(state["config"], source=str(path))
+            model = cls(config)
+            try:
+                model.load_state_dict(state["model"])
+            except RuntimeError as e:
+                raise CheckpointError(f"{path}: weights do not fit the saved config ({e})") from None
+        return model.to(device).eval()
+
+    @classmethod
+    def load_official(
+        cls, path_g_a: str | Path, path_g_b: str | Path, device: str | torch.device = "cpu", **config_overrides
+    ) -> CycleGAN:
+        """Load ``latest_net_G_A.pth`` / ``latest_net_G_B.pth`` of junyanz/pytorch-CycleGAN-and-pix2pix
+        (G_A maps A→B). The architecture defaults to theirs (resnet, 9 blocks, ngf 64, 3 channels);
+        pass config fields (``generator="unet-skip"``, ``blocks=6``…) for other variants."""
+        from gankit.models.official import load_official_generator
+
+        fields = {"channels_a": 3, "channels_b": 3, "size": 256, "generator": "resnet", "blocks": 9}
+        config = dataclasses.replace(CycleGANConfig(), **(fields | config_overrides)).validate()
+        model = cls(config, with_discriminators=False)
+        load_official_generator(model.g_ab, path_g_a)
+        load_official_generator(model.g_ba, path_g_b)
+        return model.to(device).eval()
+
+
+def _load_prefixed(model: CycleGAN, tensors: dict[str, torch.Tensor], path: Path) -> None:
+    for prefix, net in (("g_ab.", model.g_ab), ("g_ba.", model.g_ba)):
+        sub = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+        try:
+            net.load_state_dict(sub)
+        except RuntimeError as e:
+            raise CheckpointError(f"{path}: {prefix[:-1]} weights do not fit the saved config ({e})") from None

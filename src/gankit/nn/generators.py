@@ -1,0 +1,306 @@
+"""Image-to-image generators, selectable by name (SPEC §1).
+
+Every generator maps ``(N, in_channels, H, W)`` in [-1, 1] to ``(N, out_channels, H, W)`` and is fully
+convolutional, so any image size works once it is padded to ``size_multiple`` (see
+``gankit.inference``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gankit.nn.layers import conv_bias, final_activation, norm_layer, padded_conv
+
+
+class ResnetBlock(nn.Module):
+    """Two 3x3 convs with a skip connection (He et al. 2016), the CycleGAN transformer block."""
+
+    def __init__(self, channels: int, *, norm: str = "instance", padding: str = "reflect", dropout: float = 0.0):
+        super().__init__()
+        bias = conv_bias(norm)
+        layers: list[nn.Module] = [
+            *padded_conv(channels, channels, 3, padding, bias=bias),
+            norm_layer(norm, channels),
+            nn.ReLU(True),
+        ]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        layers += [*padded_conv(channels, channels, 3, padding, bias=bias), norm_layer(norm, channels)]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class ResnetGenerator(nn.Module):
+    """CycleGAN's generator (Zhu et al. 2017, appendix 7.2, after Johnson et al. 2016):
+    c7s1-ngf, d(2ngf), d(4ngf), n_blocks x R(4ngf), u(2ngf), u(ngf), c7s1-out, tanh.
+
+    Use 6 blocks for 128 px and 9 for 256 px training images. Module order mirrors the official
+    implementation so its checkpoints map onto this one parameter by parameter.
+    """
+
+    size_multiple = 4
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        ngf: int = 64,
+        n_blocks: int = 9,
+        *,
+        norm: str = "instance",
+        padding: str = "reflect",
+        dropout: float = 0.0,
+        final: str = "tanh",
+    ):
+        super().__init__()
+        bias = conv_bias(norm)
+        self.stem = nn.Sequential(
+            *padded_conv(in_channels, ngf, 7, padding, bias=bias), norm_layer(norm, ngf), nn.ReLU(True)
+        )
+        down: list[nn.Module] = []
+        for i in range(2):
+            c = ngf * 2**i
+            down += [nn.Conv2d(c, 2 * c, 3, stride=2, padding=1, bias=bias), norm_layer(norm, 2 * c), nn.ReLU(True)]
+        self.down = nn.Sequential(*down)
+        width = ngf * 4
+        self.blocks = nn.Sequential(
+            *[ResnetBlock(width, norm=norm, padding=padding, dropout=dropout) for _ in range(n_blocks)]
+        )
+        up: list[nn.Module] = []
+        for i in range(2):
+            c = width // 2**i
+            up += [
+                nn.ConvTranspose2d(c, c // 2, 3, stride=2, padding=1, output_padding=1, bias=bias),
+                norm_layer(norm, c // 2),
+                nn.ReLU(True),
+            ]
+        self.up = nn.Sequential(*up)
+        self.head = nn.Sequential(*padded_conv(ngf, out_channels, 7, padding), final_activation(final))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.up(self.blocks(self.down(self.stem(x)))))
+
+
+class UnetGenerator(nn.Module):
+    """Seed 000's U-Net (Atienza, *Advanced Deep Learning with TF2*, listing 7.1.2): ``depth`` encoder
+    layers IN → LeakyReLU(0.2) → Conv(k, stride 2; the first stride 1) with ngf·2^i filters, decoder
+    layers IN → ReLU → ConvTranspose(stride 2) followed by concatenation with the mirrored encoder
+    output, then a stride-1 ConvTranspose to ``out_channels``. Seed 000 ends with a sigmoid; tanh is
+    the default here because images are scaled to [-1, 1]."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        ngf: int = 32,
+        depth: int = 4,
+        *,
+        kernel_size: int = 3,
+        norm: str = "instance",
+        final: str = "tanh",
+    ):
+        super().__init__()
+        if depth < 2:
+            raise ValueError("unet depth must be at least 2")
+        self.size_multiple = 2 ** (depth - 1)
+        k, p = kernel_size, kernel_size // 2
+        widths = [ngf * 2**i for i in range(depth)]
+        self.encoders = nn.ModuleList()
+        prev = in_channels
+        for i, w in enumerate(widths):
+            self.encoders.append(
+                nn.Sequential(
+                    norm_layer(norm, prev), nn.LeakyReLU(0.2, True), nn.Conv2d(prev, w, k, 1 if i == 0 else 2, p)
+                )
+            )
+            prev = w
+        self.decoders = nn.ModuleList()
+        for w, skip in zip(reversed(widths[:-1]), reversed(widths[:-1])):
+            self.decoders.append(
+                nn.Sequential(
+                    norm_layer(norm, prev),
+                    nn.ReLU(True),
+                    nn.ConvTranspose2d(prev, w, k, stride=2, padding=p, output_padding=1),
+                )
+            )
+            prev = w + skip
+        self.head = nn.Sequential(nn.ConvTranspose2d(prev, out_channels, k, 1, p), final_activation(final))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for enc in self.encoders:
+            x = enc(x)
+            skips.append(x)
+        skips.pop()
+        for dec in self.decoders:
+            x = torch.cat([dec(x), skips.pop()], dim=1)
+        return self.head(x)
+
+
+class _SamePad4(nn.ZeroPad2d):
+    """TensorFlow's 'same' padding for a 4x4 stride-1 kernel pads 1 before and 2 after."""
+
+    def __init__(self):
+        super().__init__((1, 2, 1, 2))
+
+
+class UnetUpsampleGenerator(nn.Module):
+    """GANs in Action ch.9 CycleGAN generator (after Keras-GAN): downs Conv(k4, s2) → LeakyReLU(0.2)
+    → IN with gf, 2gf, 4gf, 8gf filters; ups nearest Upsample(2) → Conv(k4) → ReLU → (dropout) → IN →
+    concat skip; a final Upsample → Conv(k4) → tanh. Upsampling + conv avoids the checkerboard
+    artifacts of transposed convs (Odena et al. 2016)."""
+
+    size_multiple = 16
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        ngf: int = 32,
+        *,
+        norm: str = "instance",
+        dropout: float = 0.0,
+        final: str = "tanh",
+    ):
+        super().__init__()
+        widths = [ngf, 2 * ngf, 4 * ngf, 8 * ngf]
+        self.downs = nn.ModuleList()
+        prev = in_channels
+        for w in widths:
+            self.downs.append(nn.Sequential(nn.Conv2d(prev, w, 4, 2, 1), nn.LeakyReLU(0.2, True), norm_layer(norm, w)))
+            prev = w
+        self.ups = nn.ModuleList()
+        for w in reversed(widths[:-1]):
+            layers: list[nn.Module] = [
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                _SamePad4(),
+                nn.Conv2d(prev, w, 4),
+                nn.ReLU(True),
+            ]
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            layers.append(norm_layer(norm, w))
+            self.ups.append(nn.Sequential(*layers))
+            prev = 2 * w
+        self.head = nn.Sequential(
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            _SamePad4(),
+            nn.Conv2d(prev, out_channels, 4),
+            final_activation(final),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for down in self.downs:
+            x = down(x)
+            skips.append(x)
+        skips.pop()
+        for up in self.ups:
+            x = torch.cat([up(x), skips.pop()], dim=1)
+        return self.head(x)
+
+
+class _SkipBlock(nn.Module):
+    """One level of pix2pix's recursive U-Net (Isola et al. 2017); the output concatenates input and
+    processed features, except at the outermost level."""
+
+    def __init__(
+        self,
+        outer: int,
+        inner: int,
+        in_ch: int,
+        sub: nn.Module | None,
+        *,
+        outermost: bool,
+        norm: str,
+        dropout: float,
+        out_ch: int | None = None,
+    ):
+        super().__init__()
+        bias = conv_bias(norm)
+        self.outermost = outermost
+        down_conv = nn.Conv2d(in_ch, inner, 4, 2, 1, bias=bias)
+        if outermost:
+            up = [nn.ReLU(True), nn.ConvTranspose2d(inner * 2, out_ch, 4, 2, 1), nn.Tanh()]
+            layers = [down_conv, sub, *up]
+        elif sub is None:
+            up = [nn.ReLU(True), nn.ConvTranspose2d(inner, outer, 4, 2, 1, bias=bias), norm_layer(norm, outer)]
+            layers = [nn.LeakyReLU(0.2, True), down_conv, *up]
+        else:
+            up = [nn.ReLU(True), nn.ConvTranspose2d(inner * 2, outer, 4, 2, 1, bias=bias), norm_layer(norm, outer)]
+            if dropout > 0:
+                up.append(nn.Dropout(dropout))
+            layers = [nn.LeakyReLU(0.2, True), down_conv, norm_layer(norm, inner), sub, *up]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.body(x)
+        return y if self.outermost else torch.cat([x, y], 1)
+
+
+class SkipUnetGenerator(nn.Module):
+    """The official code's ``unet_128``/``unet_256`` generator (pix2pix, Isola et al. 2017): a
+    recursive U-Net with ``num_downs`` stride-2 4x4 convs (7 → 128 px, 8 → 256 px). Offered so
+    official U-Net checkpoints load; its bottleneck is 1x1 at the training size."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        ngf: int = 64,
+        num_downs: int = 8,
+        *,
+        norm: str = "instance",
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        if num_downs < 5:
+            raise ValueError("unet-skip needs num_downs >= 5")
+        self.size_multiple = 2**num_downs
+        block = _SkipBlock(ngf * 8, ngf * 8, ngf * 8, None, outermost=False, norm=norm, dropout=0)
+        for _ in range(num_downs - 5):
+            block = _SkipBlock(ngf * 8, ngf * 8, ngf * 8, block, outermost=False, norm=norm, dropout=dropout)
+        for mult in (4, 2, 1):
+            block = _SkipBlock(ngf * mult, ngf * mult * 2, ngf * mult, block, outermost=False, norm=norm, dropout=0)
+        self.model = _SkipBlock(
+            out_channels, ngf, in_channels, block, outermost=True, norm=norm, dropout=0, out_ch=out_channels
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+GENERATORS = ("resnet", "unet", "unet-upsample", "unet-skip")
+
+
+def build_generator(
+    name: str,
+    in_channels: int,
+    out_channels: int,
+    *,
+    ngf: int | None = None,
+    n_blocks: int = 9,
+    depth: int | None = None,
+    kernel_size: int = 3,
+    norm: str = "instance",
+    padding: str = "reflect",
+    dropout: float = 0.0,
+    final: str = "tanh",
+) -> nn.Module:
+    """Generator by name; ``ngf=None``/``depth=None`` pick each architecture's published values."""
+    if name == "resnet":
+        return ResnetGenerator(
+            in_channels, out_channels, ngf or 64, n_blocks, norm=norm, padding=padding, dropout=dropout, final=final
+        )
+    if name == "unet":
+        return UnetGenerator(
+            in_channels, out_channels, ngf or 32, depth or 4, kernel_size=kernel_size, norm=norm, final=final
+        )
+    if name == "unet-upsample":
+        return UnetUpsampleGenerator(in_channels, out_channels, ngf or 32, norm=norm, dropout=dropout, final=final)
+    if name == "unet-skip":
+        return SkipUnetGenerator(in_channels, out_channels, ngf or 64, depth or 8, norm=norm, dropout=dropout)
+    raise ValueError(f"unknown generator {name!r}; choose one of {GENERATORS}")

@@ -1,0 +1,87 @@
+"""Small building blocks shared by generators and discriminators.
+
+Normalization and padding are chosen by name so that a config value (not a code change) selects
+them, as the official CycleGAN code does with ``--norm`` and as seed 003 does with reflect padding.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+NORMS = ("instance", "batch", "none")
+PADDINGS = ("reflect", "replicate", "zeros")
+
+
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    """Instance norm without affine parameters or running stats, as in CycleGAN (Zhu et al. 2017 §4,
+    after Ulyanov et al. 2016); batch norm for pix2pix-style models; identity for none."""
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels, affine=True, track_running_stats=True)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown norm {kind!r}; choose one of {NORMS}")
+
+
+def conv_bias(norm: str) -> bool:
+    """A conv followed by batch norm needs no bias (BN's shift replaces it); instance norm without
+    affine keeps the conv bias, matching the official parameter count (11,378,179 for resnet-9)."""
+    return norm != "batch"
+
+
+def padded_conv(
+    in_ch: int, out_ch: int, kernel: int, padding: str = "reflect", *, bias: bool = True
+) -> list[nn.Module]:
+    """A stride-1 'same' conv whose border padding is a separate layer (reflect avoids the border
+    artifacts of zero padding; CycleGAN paper appendix 7.2)."""
+    p = kernel // 2
+    if padding == "reflect":
+        return [nn.ReflectionPad2d(p), nn.Conv2d(in_ch, out_ch, kernel, bias=bias)]
+    if padding == "replicate":
+        return [nn.ReplicationPad2d(p), nn.Conv2d(in_ch, out_ch, kernel, bias=bias)]
+    if padding == "zeros":
+        return [nn.Conv2d(in_ch, out_ch, kernel, padding=p, bias=bias)]
+    raise ValueError(f"unknown padding {padding!r}; choose one of {PADDINGS}")
+
+
+def final_activation(kind: str) -> nn.Module:
+    """tanh matches inputs normalized to [-1, 1] (GANs in Action ch.5 tips); sigmoid is seed 000's
+    choice for [0, 1] images; none gives raw outputs."""
+    if kind == "tanh":
+        return nn.Tanh()
+    if kind == "sigmoid":
+        return nn.Sigmoid()
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown final activation {kind!r}; choose tanh, sigmoid or none")
+
+
+@torch.no_grad()
+def init_weights(module: nn.Module, kind: str = "normal", gain: float = 0.02) -> nn.Module:
+    """Initialize conv/linear weights from N(0, gain) and biases at 0 (CycleGAN paper §4; seeds 003,
+    004); norm scales from N(1, gain). ``xavier``/``kaiming``/``orthogonal`` are offered as in the
+    official code."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            if kind == "normal":
+                nn.init.normal_(m.weight, 0.0, gain)
+            elif kind == "xavier":
+                nn.init.xavier_normal_(m.weight, gain=gain)
+            elif kind == "kaiming":
+                nn.init.kaiming_normal_(m.weight, a=0, mode="fan_in")
+            elif kind == "orthogonal":
+                nn.init.orthogonal_(m.weight, gain=gain)
+            else:
+                raise ValueError(f"unknown init {kind!r}")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d) and m.weight is not None:
+            nn.init.normal_(m.weight, 1.0, gain)
+            nn.init.zeros_(m.bias)
+    return module
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

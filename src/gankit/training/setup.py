@@ -1,0 +1,56 @@
+"""Run-time environment of a training run: device, threads, determinism, autocast."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+
+import numpy as np
+import torch
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} requested but CUDA is not available")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def configure_runtime(*, threads: int | None, deterministic: bool) -> None:
+    """Thread count and deterministic kernels. Deterministic mode makes two runs (or a run and its
+    resumed continuation) bit-identical on the same machine and thread count."""
+    if threads:
+        torch.set_num_threads(threads)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    elif torch.cuda.is_available():
+        torch.backends.cudnn.benchmark = True
+
+
+def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """bf16/fp16 autocast or None. ``auto`` picks bf16 on CUDA GPUs that support it and nothing on
+    CPU, where bf16 autocast was measured slower without AMX (see docs/benchmarks.md)."""
+    if amp == "off":
+        return None
+    if amp == "auto":
+        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
+    if amp == "fp16" and device.type != "cuda":
+        raise RuntimeError("fp16 autocast needs a CUDA device; use --amp bf16 on CPU")
+    return torch.bfloat16 if amp == "bf16" else torch.float16
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)

@@ -1,0 +1,31 @@
+"""Shared fixtures: where the real data lives, and tiny deterministic settings for CPU tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def data_root() -> Path:
+    """Real data folder: ``$GANKIT_DATA`` or ``../shared/data`` beside the repository."""
+    return Path(os.environ.get("GANKIT_DATA", REPO.parent / "shared" / "data")).resolve()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    root = data_root()
+    if not root.is_dir():
+        # CI must never silently skip real-data tests: .ci/run fails earlier when the folder is absent.
+        pytest.fail(f"real data folder {root} not found (set GANKIT_DATA)")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _small_threads():
+    torch.manual_seed(0)
+    yield

@@ -1,0 +1,71 @@
+import pytest
+import torch
+from torch import nn
+
+from gankit.losses import GAN_LOSSES, AdversarialLoss, clip_weights, cycle_loss, gradient_penalty, identity_loss
+
+
+def test_lsgan_values():
+    loss = AdversarialLoss("lsgan")
+    ones, zeros = torch.ones(4), torch.zeros(4)
+    assert loss.d_loss(ones, zeros).item() == 0.0
+    assert loss.d_loss(zeros, ones).item() == pytest.approx(1.0)  # 0.5 * (1 + 1)
+    assert loss.g_loss(ones).item() == 0.0
+    assert loss.g_loss(zeros).item() == pytest.approx(1.0)
+
+
+def test_one_sided_label_smoothing_moves_real_target_only():
+    loss = AdversarialLoss("lsgan", real_label=0.9)
+    assert loss.d_loss(torch.full((3,), 0.9), torch.zeros(3)).item() == pytest.approx(0.0)
+    assert loss.g_loss(torch.ones(3)).item() == 0.0
+
+
+def test_vanilla_and_minimax_generator_losses():
+    big = torch.full((5,), 10.0)  # D is sure the fakes are real
+    assert AdversarialLoss("vanilla").g_loss(big).item() < 1e-3
+    # saturating game: gradient vanishes when D confidently rejects fakes
+    x = torch.full((5,), -10.0, requires_grad=True)
+    AdversarialLoss("minimax").g_loss(x).backward()
+    y = torch.full((5,), -10.0, requires_grad=True)
+    AdversarialLoss("vanilla").g_loss(y).backward()
+    assert x.grad.abs().max() < 1e-3 < y.grad.abs().max()
+
+
+def test_wgan_and_hinge():
+    real, fake = torch.tensor([2.0, 2.0]), torch.tensor([-1.0, -3.0])
+    assert AdversarialLoss("wgan").d_loss(real, fake).item() == pytest.approx(-4.0)
+    assert AdversarialLoss("wgan-gp").g_loss(fake).item() == pytest.approx(2.0)
+    assert AdversarialLoss("hinge").d_loss(real, fake).item() == 0.0
+    assert AdversarialLoss("hinge").d_loss(torch.zeros(2), torch.zeros(2)).item() == pytest.approx(2.0)
+
+
+def test_unknown_loss():
+    with pytest.raises(ValueError):
+        AdversarialLoss("nope")
+    assert "wgan-gp" in GAN_LOSSES
+
+
+def test_gradient_penalty_zero_for_unit_gradient_critic():
+    # critic f(x) = sum(x) / sqrt(d) has gradient norm exactly 1 everywhere
+    class Unit(nn.Module):
+        def forward(self, x):
+            return x.flatten(1).sum(1) / x[0].numel() ** 0.5
+
+    real, fake = torch.randn(4, 3, 8, 8), torch.randn(4, 3, 8, 8)
+    assert gradient_penalty(Unit(), real, fake).item() == pytest.approx(0.0, abs=1e-10)
+
+    class Double(Unit):
+        def forward(self, x):
+            return 2 * super().forward(x)
+
+    assert gradient_penalty(Double(), real, fake).item() == pytest.approx(1.0, rel=1e-5)
+
+
+def test_cycle_identity_and_clip():
+    a = torch.zeros(1, 3, 4, 4)
+    assert cycle_loss(a, a + 0.5).item() == pytest.approx(0.5)
+    assert identity_loss(a, a - 0.25).item() == pytest.approx(0.25)
+    lin = nn.Linear(4, 4)
+    nn.init.constant_(lin.weight, 3.0)
+    clip_weights(lin, 0.01)
+    assert lin.weight.abs().max().item() == pytest.approx(0.01)
