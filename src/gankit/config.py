@@ -134,7 +134,7 @@ class CycleGANConfig:
         return cls(**{k: coerce(cls, k, v, source) for k, v in data.items()}).validate()
 
     def save_yaml(self, path: Path) -> None:
-        from gankit.training.checkpoint import atomic_write_text
+        from gankit.io import atomic_write_text
 
         atomic_write_text(Path(path), yaml.safe_dump(self.to_dict(), sort_keys=False))
 

@@ -31,8 +31,20 @@ from gankit.models.cyclegan import CycleGAN
 from .test_inception import FeaturesOnly, WithLogits, save_scripted
 
 MAX = 12
-REQUIRED = ("classifier_test_accuracy", "success_a2b", "success_b2a", "floor_a2b", "floor_b2a", "fid_cls_a2b",
-            "fid_cls_b2a", "kid_cls_a2b", "kid_cls_b2a", "cycle_l1_a", "cycle_l1_b")  # fmt: skip
+STEPS = 200  # reduced for the test suite (default 800)
+REQUIRED = (
+    "classifier_test_accuracy",
+    "success_a2b",
+    "success_b2a",
+    "floor_a2b",
+    "floor_b2a",
+    "fid_cls_a2b",
+    "fid_cls_b2a",
+    "kid_cls_a2b",
+    "kid_cls_b2a",
+    "cycle_l1_a",
+    "cycle_l1_b",
+)
 
 
 def _args(*argv):
@@ -47,13 +59,30 @@ def cli_run(shared_data, tmp_path_factory):
     model = CycleGAN(CycleGANConfig(channels_a=3, channels_b=3, size=32, ngf=4, blocks=1, ndf=4))
     weights = model.save_generators(tmp / "model.safetensors")
     out = tmp / "report"
-    args = _args(weights, "--dataset", "apple2orange", "--data-root", shared_data, "--out", out, "--max-images",
-                 MAX, "--device", "cpu", "--cache-dir", tmp / "cache")  # fmt: skip
-    return SimpleNamespace(args=args, rc=None, out=out, cache=tmp / "cache", tmp=tmp, run=lambda: run_eval(args))
+    args = _args(
+        weights,
+        "--dataset",
+        "apple2orange",
+        "--data-root",
+        shared_data,
+        "--out",
+        out,
+        "--max-images",
+        MAX,
+        "--device",
+        "cpu",
+        "--cache-dir",
+        tmp / "cache",
+        "--classifier-steps",
+        STEPS,
+    )
+    return SimpleNamespace(
+        args=args, rc=None, out=out, cache=tmp / "cache", tmp=tmp, run=lambda: run_eval(args)
+    )
 
 
 @pytest.fixture(scope="module")
-def report(cli_run, capsys_module=None):
+def report(cli_run):
     rc = cli_run.run()
     assert rc == 0
     return json.loads((cli_run.out / "report.json").read_text())
@@ -80,16 +109,26 @@ def test_cli_writes_report(report, cli_run, capsys):
 def _classifier(shared_data, cache) -> TrainedClassifier:
     train = load_recipe("apple2orange", shared_data, "train")
     test = load_recipe("apple2orange", shared_data, "test")
-    return train_domain_classifier(train.source_a, train.source_b, test.source_a, test.source_b, "apple2orange",
-                                   ClassifierConfig(image_size=32), cache)  # fmt: skip
+    return train_domain_classifier(
+        train.source_a,
+        train.source_b,
+        test.source_a,
+        test.source_b,
+        "apple2orange",
+        ClassifierConfig(steps=STEPS),
+        cache,
+    )
 
 
 def test_classifier_is_cached_and_accurate(report, cli_run, shared_data):
     clf = _classifier(shared_data, cli_run.cache)
     assert clf.cached and clf.test_accuracy == report["metrics"]["classifier_test_accuracy"]
-    # 32 px is a reduced setting for the test; the default 64 px classifier is the one required ≥ 0.95
-    assert clf.test_accuracy >= 0.9
-    assert len(list(cli_run.cache.glob("*.safetensors"))) == 1 and len(list(cli_run.cache.glob("*.json"))) == 1
+    # 200 steps is a reduced setting for the test; the default (800 steps) reaches ≥ 0.95
+    assert clf.test_accuracy >= 0.85
+    assert report["metrics"]["classifier_reliable"] == (clf.test_accuracy >= 0.95)
+    assert (
+        len(list(cli_run.cache.glob("*.safetensors"))) == 1 and len(list(cli_run.cache.glob("*.json"))) == 1
+    )
 
 
 class Constant(nn.Module):
@@ -123,7 +162,12 @@ def test_perfect_and_useless_translators(report, cli_run, shared_data, tmp_path)
     a_imgs = torch.stack([t(test.source_a.load(i)) for i in range(20)])
     best_b = b_imgs[clf.predict(tensor_to_uint8(b_imgs, 32))[0][:, 1].argmax()]
     best_a = a_imgs[clf.predict(tensor_to_uint8(a_imgs, 32))[0][:, 0].argmax()]
-    kw = dict(train_pair=train, max_images=MAX, cache_dir=cli_run.cache)
+    kw = dict(
+        train_pair=train,
+        max_images=MAX,
+        cache_dir=cli_run.cache,
+        classifier_config=ClassifierConfig(steps=STEPS),
+    )
     perfect = evaluate_model(Stub(Constant(best_b), Constant(best_a)), test, tmp_path / "p", **kw)
     assert perfect["success_a2b"] == 1.0 and perfect["success_b2a"] == 1.0
     useless = evaluate_model(Stub(nn.Identity(), nn.Identity()), test, tmp_path / "u", **kw)
@@ -131,7 +175,8 @@ def test_perfect_and_useless_translators(report, cli_run, shared_data, tmp_path)
     assert useless["success_b2a"] == useless["floor_b2a"]
     assert useless["cycle_l1_a"] == 0.0 and useless["cycle_l1_b"] == 0.0
     assert useless["fid_cls_a2b"] == pytest.approx(useless["fid_cls_floor"], rel=1e-9)
-    assert perfect["fid_cls_a2b"] > useless["fid_cls_floor"] * 0 and perfect["kid_cls_a2b"] > 0
+    assert perfect["fid_cls_a2b"] > 0 and perfect["kid_cls_a2b"] > 0
+    assert len(list(cli_run.cache.glob("*.safetensors"))) == 1  # the CLI's classifier was reused
 
 
 def test_without_train_split_classifier_metrics_are_none(shared_data, tmp_path):
@@ -145,8 +190,11 @@ def test_without_train_split_classifier_metrics_are_none(shared_data, tmp_path):
 def test_folder_mode_with_torchscript_inception(shared_data, tmp_path):
     src = shared_data / "apple2orange"
     real, same, other = tmp_path / "real", tmp_path / "same", tmp_path / "other"
-    for folder, files in ((real, sorted((src / "testA").iterdir())[:8]), (same, sorted((src / "testA").iterdir())[:8]),
-                          (other, sorted((src / "testB").iterdir())[:8])):  # fmt: skip
+    for folder, files in (
+        (real, sorted((src / "testA").iterdir())[:8]),
+        (same, sorted((src / "testA").iterdir())[:8]),
+        (other, sorted((src / "testB").iterdir())[:8]),
+    ):
         folder.mkdir()
         for f in files:
             shutil.copy(f, folder / f.name)
@@ -156,17 +204,33 @@ def test_folder_mode_with_torchscript_inception(shared_data, tmp_path):
     assert m["paired_images"] == 8 and m["ssim"] == pytest.approx(1.0)
     notes = json.loads((tmp_path / "r1" / "report.json").read_text())["notes"]
     assert any("Inception Score unavailable" in n for n in notes)
-    rc = run_eval(_args("--real", real, "--fake", other, "--out", tmp_path / "r2", "--size", 64,
-                        "--inception-weights", save_scripted(WithLogits(), tmp_path / "logits.pt")))  # fmt: skip
+    rc = run_eval(
+        _args(
+            "--real",
+            real,
+            "--fake",
+            other,
+            "--out",
+            tmp_path / "r2",
+            "--size",
+            64,
+            "--inception-weights",
+            save_scripted(WithLogits(), tmp_path / "logits.pt"),
+        )
+    )
     m2 = json.loads((tmp_path / "r2" / "report.json").read_text())["metrics"]
-    assert rc == 0 and m2["fid_inception"] > 0 and m2["kid_inception"] is not None and m2["is_inception"] >= 1.0
+    assert (
+        rc == 0 and m2["fid_inception"] > 0 and m2["kid_inception"] is not None and m2["is_inception"] >= 1.0
+    )
     assert "psnr" not in m2  # no file names in common
     m3 = evaluate_folders(real, other, tmp_path / "r3")
     assert m3["fid_inception"] is None  # works without weights, reports what it cannot compute
 
 
 def test_label_preservation_counts_matches():
-    clf = TrainedClassifier(model=None, test_accuracy=1.0, config=ClassifierConfig(), num_classes=3, class_names=[])
+    clf = TrainedClassifier(
+        model=None, test_accuracy=1.0, config=ClassifierConfig(), num_classes=3, class_names=[]
+    )
     clf.predict = lambda x: (np.eye(3)[x[:, 0, 0, 0].numpy().astype(int)], None)
     images = torch.zeros((4, 3, 2, 2), dtype=torch.uint8)
     images[:, 0, 0, 0] = torch.tensor([0, 1, 2, 1])
@@ -179,7 +243,9 @@ def test_fingerprint_depends_on_content(tmp_path):
     a = ArraySource(np.zeros((3, 8, 8), np.uint8), 1, labels=[0, 1, 2])
     b = ArraySource(np.ones((3, 8, 8), np.uint8), 1, labels=[0, 1, 2])
     assert source_fingerprint(a) != source_fingerprint(b)
-    assert source_fingerprint(a) == source_fingerprint(ArraySource(np.zeros((3, 8, 8), np.uint8), 1, labels=[0, 1, 2]))
+    assert source_fingerprint(a) == source_fingerprint(
+        ArraySource(np.zeros((3, 8, 8), np.uint8), 1, labels=[0, 1, 2])
+    )
 
 
 def test_cli_argument_errors(tmp_path):

@@ -43,8 +43,15 @@ def test_matches_scikit_image():
     metrics = pytest.importorskip("skimage.metrics")
     x = _img(2, (1, 3, 40, 48))
     y = (x + 0.1 * _img(3, (1, 3, 40, 48)) - 0.05).clamp(0, 1)
-    ref = metrics.structural_similarity(x[0].numpy(), y[0].numpy(), gaussian_weights=True, sigma=1.5,
-                                        use_sample_covariance=False, data_range=1.0, channel_axis=0)  # fmt: skip
+    ref = metrics.structural_similarity(
+        x[0].numpy(),
+        y[0].numpy(),
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        data_range=1.0,
+        channel_axis=0,
+    )
     assert float(ssim(x, y)) == pytest.approx(ref, rel=1e-6)
     ref_psnr = metrics.peak_signal_noise_ratio(x[0].numpy(), y[0].numpy(), data_range=1.0)
     assert float(psnr(x, y)) == pytest.approx(ref_psnr, rel=1e-9)

@@ -14,7 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
-from gankit.training.grid import make_grid, save_image_atomic, tensor_to_pil
+from gankit.io import save_image_atomic
+from gankit.training.grid import make_grid, tensor_to_pil
 from gankit.training.report import (
     LossLog,
     TensorBoardLogger,

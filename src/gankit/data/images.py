@@ -154,8 +154,11 @@ def pil_to_tensor(img: Image.Image) -> torch.Tensor:
 
 
 def tensor_to_pil(t: torch.Tensor) -> Image.Image:
-    """CHW (or HW) tensor in [-1, 1] -> "L" (1 channel) or "RGB" (3 channels); values are clamped."""
-    t = t.detach().float().cpu()
+    """CHW (or HW, or 1CHW) tensor in [-1, 1] -> "L" (1 channel) or "RGB" (3 channels); values are
+    clamped and NaN shows as mid-gray instead of poisoning the cast."""
+    t = torch.nan_to_num(t.detach().float().cpu(), nan=0.0)
+    if t.ndim == 4 and t.shape[0] == 1:
+        t = t[0]
     if t.ndim == 2:
         t = t[None]
     if t.ndim != 3 or t.shape[0] not in (1, 3):

@@ -7,7 +7,6 @@ adding a dark frame the network never saw — and the result is cropped back to 
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from torch import nn
 
 from gankit.data.images import convert_image, list_images, load_image, pil_to_tensor, tensor_to_pil
 from gankit.errors import GankitError
-from gankit.training.checkpoint import atomic_write_bytes
+from gankit.io import atomic_write_bytes, encode_image
 
 __all__ = [
     "TranslateResult",
@@ -148,15 +147,6 @@ def _collect_inputs(inputs: list[str | Path], failures: list[tuple[Path, str]]) 
     return items
 
 
-def _encode(image: Image.Image, suffix: str) -> bytes:
-    buf = io.BytesIO()
-    fmt = Image.registered_extensions().get(suffix.lower())
-    if fmt is None:
-        raise ValueError(f"unknown image suffix {suffix!r}")
-    image.save(buf, format=fmt)
-    return buf.getvalue()
-
-
 def roundtrip_strip(real: Image.Image, fake: Image.Image, rec: Image.Image) -> Image.Image:
     """real | translated | reconstructed side by side; gray panels are shown as RGB when the
     domains differ in channels, so the strip has one mode."""
@@ -212,7 +202,7 @@ def translate_paths(
                 strip = roundtrip_strip(real, fake, rec)
                 outputs.append((out_dir / rel / f"{stem}_{direction}_roundtrip{suffix}", strip))
             for target, image in outputs:
-                result.written.append(atomic_write_bytes(target, _encode(image, suffix)))
+                result.written.append(atomic_write_bytes(target, encode_image(image, suffix)))
         except GankitError as e:  # ImageReadError names the file itself
             result.failures.append((path, str(e)))
         except OSError as e:  # e.g. the output folder is not writable

@@ -49,7 +49,10 @@ class SmallCNN(nn.Module):
         chans = [in_channels, width, width * 2, width * 4, width * 8]
         layers: list[nn.Module] = []
         for i in range(4):
-            layers += [nn.Conv2d(chans[i], chans[i + 1], 3, padding=1, bias=False), nn.BatchNorm2d(chans[i + 1])]
+            layers += [
+                nn.Conv2d(chans[i], chans[i + 1], 3, padding=1, bias=False),
+                nn.BatchNorm2d(chans[i + 1]),
+            ]
             layers += [nn.ReLU(inplace=True)] + ([nn.MaxPool2d(2)] if i < 3 else [])
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(chans[-1], num_classes)
@@ -66,9 +69,9 @@ class SmallCNN(nn.Module):
 class ClassifierConfig:
     """Hyper-parameters (all part of the cache key)."""
 
-    image_size: int = 64
+    image_size: int = 32
     width: int = 16
-    steps: int = 400
+    steps: int = 800
     batch_size: int = 64
     lr: float = 2e-3
     flip: bool = True
@@ -237,8 +240,14 @@ def _train_or_load(
     use_cache: bool,
 ) -> TrainedClassifier:
     num_classes = len(class_names)
-    key_data = {"v": CACHE_VERSION, "kind": kind, "dataset": dataset, "sources": fingerprints,
-                "classes": class_names, "config": asdict(config)}  # fmt: skip
+    key_data = {
+        "v": CACHE_VERSION,
+        "kind": kind,
+        "dataset": dataset,
+        "sources": fingerprints,
+        "classes": class_names,
+        "config": asdict(config),
+    }
     key = hashlib.sha256(json.dumps(key_data, sort_keys=True).encode()).hexdigest()
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     weights, meta_path = _cache_paths(cache, dataset, kind, key)
@@ -248,8 +257,16 @@ def _train_or_load(
             tensors, _ = load_safetensors(weights)
             model = SmallCNN(num_classes, config.width)
             model.load_state_dict(tensors)
-            return TrainedClassifier(model.eval(), float(meta["test_accuracy"]), config, num_classes, class_names,
-                                     float(meta.get("train_seconds", 0.0)), True, weights)  # fmt: skip
+            return TrainedClassifier(
+                model.eval(),
+                float(meta["test_accuracy"]),
+                config,
+                num_classes,
+                class_names,
+                float(meta.get("train_seconds", 0.0)),
+                True,
+                weights,
+            )
         except (CheckpointError, KeyError, ValueError, RuntimeError):
             pass  # a stale or corrupt cache entry: train again and overwrite it
     start = time.perf_counter()
@@ -259,15 +276,22 @@ def _train_or_load(
     seconds = time.perf_counter() - start
     if use_cache:
         save_safetensors(model.state_dict(), weights, {"key": key})
-        meta = key_data | {"key": key, "test_accuracy": acc, "train_seconds": seconds,
-                           "train_images": len(train_x), "test_images": len(test_x)}  # fmt: skip
+        meta = key_data | {
+            "key": key,
+            "test_accuracy": acc,
+            "train_seconds": seconds,
+            "train_images": len(train_x),
+            "test_images": len(test_x),
+        }
         atomic_write_text(meta_path, json.dumps(meta, indent=2))
     return TrainedClassifier(
         model, acc, config, num_classes, class_names, seconds, False, weights if use_cache else None
     )
 
 
-def _labelled(sources: list[ImageSource], size: int, cap: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _labelled(
+    sources: list[ImageSource], size: int, cap: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     rng = np.random.default_rng(seed)
     xs, ys = [], []
     for k, s in enumerate(sources):

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from gankit.errors import ConfigError
+from gankit.metrics.classifier import ClassifierConfig
 
 
 def add_eval_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -22,16 +23,38 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--data-root", default=None, help="data folder for recipes (default $GANKIT_DATA)")
     p.add_argument("--test-a", metavar="DIR", help="folder of domain-A test images (instead of --dataset)")
     p.add_argument("--test-b", metavar="DIR", help="folder of domain-B test images (instead of --dataset)")
-    p.add_argument("--train-a", metavar="DIR", help="with --test-a/--test-b: domain-A train images (classifier)")
-    p.add_argument("--train-b", metavar="DIR", help="with --test-a/--test-b: domain-B train images (classifier)")
+    p.add_argument(
+        "--train-a", metavar="DIR", help="with --test-a/--test-b: domain-A train images (classifier)"
+    )
+    p.add_argument(
+        "--train-b", metavar="DIR", help="with --test-a/--test-b: domain-B train images (classifier)"
+    )
     p.add_argument("--real", metavar="DIR", help="folder mode: real images")
     p.add_argument("--fake", metavar="DIR", help="folder mode: generated images")
-    p.add_argument("--inception-weights", metavar="FILE", help="TorchScript Inception feature extractor (.pt)")
+    p.add_argument(
+        "--inception-weights", metavar="FILE", help="TorchScript Inception feature extractor (.pt)"
+    )
     p.add_argument("--out", required=True, help="output folder for report.json / report.html")
     p.add_argument("--size", type=int, default=None, help="evaluation image size (default: the model's size)")
-    p.add_argument("--max-images", type=int, default=None, metavar="N", help="score at most N test images per domain")
+    p.add_argument(
+        "--max-images", type=int, default=None, metavar="N", help="score at most N test images per domain"
+    )
     p.add_argument("--device", default="auto", help="cpu, cuda, … or auto")
-    p.add_argument("--cache-dir", default=None, help="classifier cache (default $GANKIT_CACHE or ~/.cache/gankit)")
+    p.add_argument(
+        "--classifier-size",
+        type=int,
+        default=ClassifierConfig.image_size,
+        help="image size of the domain classifier (default %(default)s)",
+    )
+    p.add_argument(
+        "--classifier-steps",
+        type=int,
+        default=ClassifierConfig.steps,
+        help="training steps of the domain classifier (default %(default)s)",
+    )
+    p.add_argument(
+        "--cache-dir", default=None, help="classifier cache (default $GANKIT_CACHE or ~/.cache/gankit)"
+    )
     return p
 
 
@@ -52,6 +75,9 @@ def run_eval(args: argparse.Namespace) -> int:
 
     device = _device(args.device)
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    cfg = ClassifierConfig(image_size=args.classifier_size, steps=args.classifier_steps)
+    if cfg.image_size < 16 or cfg.steps < 1:
+        raise ConfigError("--classifier-size must be ≥ 16 and --classifier-steps ≥ 1")
     if args.max_images is not None and args.max_images < 2:
         raise ConfigError(f"--max-images must be at least 2, got {args.max_images}")
     if args.real or args.fake:
@@ -63,10 +89,20 @@ def run_eval(args: argparse.Namespace) -> int:
         if args.dataset:
             train = load_recipe(args.dataset, args.data_root, "train")
             test = load_recipe(args.dataset, args.data_root, "test")
-            classifier = train_domain_classifier(train.source_a, train.source_b, test.source_a, test.source_b,
-                                                 test.name, cache_dir=cache_dir)  # fmt: skip
-        metrics = evaluate_folders(args.real, args.fake, args.out, args.inception_weights, args.size,
-                                   args.max_images, classifier, device, _log)  # fmt: skip
+            classifier = train_domain_classifier(
+                train.source_a, train.source_b, test.source_a, test.source_b, test.name, cfg, cache_dir
+            )
+        metrics = evaluate_folders(
+            args.real,
+            args.fake,
+            args.out,
+            args.inception_weights,
+            args.size,
+            args.max_images,
+            classifier,
+            device,
+            _log,
+        )
     else:
         if not args.model:
             raise ConfigError("give MODEL (with --dataset or --test-a/--test-b), or --real DIR --fake DIR")
@@ -77,7 +113,9 @@ def run_eval(args: argparse.Namespace) -> int:
         if args.test_a or args.test_b:
             if not (args.test_a and args.test_b):
                 raise ConfigError("--test-a and --test-b go together")
-            test = folder_pair(args.test_a, args.test_b, ca, cb, name=Path(args.test_a).parent.name or "folders")
+            test = folder_pair(
+                args.test_a, args.test_b, ca, cb, name=Path(args.test_a).parent.name or "folders"
+            )
             train = None
             if args.train_a and args.train_b:
                 train = folder_pair(args.train_a, args.train_b, ca, cb, name=test.name)
@@ -86,8 +124,20 @@ def run_eval(args: argparse.Namespace) -> int:
             train = load_recipe(args.dataset, args.data_root, "train")
         else:
             raise ConfigError("model mode needs --dataset NAME or --test-a DIR --test-b DIR")
-        metrics = evaluate_model(model, test, args.out, train, args.size, args.max_images, device, cache_dir,
-                                 args.inception_weights, log=_log, model_name=str(args.model))  # fmt: skip
+        metrics = evaluate_model(
+            model,
+            test,
+            args.out,
+            train,
+            args.size,
+            args.max_images,
+            device,
+            cache_dir,
+            args.inception_weights,
+            cfg,
+            log=_log,
+            model_name=str(args.model),
+        )
     print(format_table(metrics))
     print(f"\nreport: {Path(args.out) / 'report.html'}")
     return 0

@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from gankit.data.images import list_images, load_image
+from gankit.data.images import list_images
 from gankit.data.recipes import DomainPair
 from gankit.data.sources import FileSource, ImageSource
 from gankit.data.transforms import EvalTransform
-from gankit.errors import ConfigError, DataError
+from gankit.errors import ConfigError
 from gankit.metrics.classifier import (
     RELIABLE_ACCURACY,
     ClassifierConfig,
@@ -58,8 +58,12 @@ class Report:
     grids: list[tuple[str, str]] = field(default_factory=list)  # (title, file name)
 
     def to_json(self) -> dict[str, Any]:
-        return {"metrics": self.metrics, "info": self.info, "notes": self.notes,
-                "grids": [{"title": t, "file": f} for t, f in self.grids]}  # fmt: skip
+        return {
+            "metrics": self.metrics,
+            "info": self.info,
+            "notes": self.notes,
+            "grids": [{"title": t, "file": f} for t, f in self.grids],
+        }
 
 
 def _quiet(msg: str) -> None:
@@ -91,7 +95,10 @@ def _load(source: ImageSource, indices: np.ndarray, size: int | None) -> torch.T
 def _translate(generator: torch.nn.Module, x: torch.Tensor, device: torch.device, batch: int) -> torch.Tensor:
     from gankit.inference.translate import translate_tensor
 
-    out = [translate_tensor(generator, x[i : i + batch].to(device)).float().cpu() for i in range(0, len(x), batch)]
+    out = [
+        translate_tensor(generator, x[i : i + batch].to(device)).float().cpu()
+        for i in range(0, len(x), batch)
+    ]
     return torch.cat(out)
 
 
@@ -108,10 +115,6 @@ def _set_distance(prefix: str, fa: np.ndarray, fb: np.ndarray, m: dict, notes: l
         return
     m[f"fid_{prefix}"] = fid_from_features(fa, fb)
     m[f"kid_{prefix}"], m[f"kid_{prefix}_std"] = kid(fa, fb, KID_SUBSETS, KID_SUBSET_SIZE)
-
-
-def _default_classifier_config(size: int) -> ClassifierConfig:
-    return ClassifierConfig(image_size=32 if size <= 32 else 64)
 
 
 def evaluate_model(
@@ -135,10 +138,14 @@ def evaluate_model(
     device = torch.device(device)
     model = model.to(device).eval()
     size = size or model.config.size
-    for d, (ca, cb) in (("A", (test_pair.channels_a, model.config.channels_a)),
-                        ("B", (test_pair.channels_b, model.config.channels_b))):  # fmt: skip
+    for d, (ca, cb) in (
+        ("A", (test_pair.channels_a, model.config.channels_a)),
+        ("B", (test_pair.channels_b, model.config.channels_b)),
+    ):
         if ca != cb:
-            raise ConfigError(f"domain {d} of {test_pair.name} has {ca} channel(s) but the model expects {cb}")
+            raise ConfigError(
+                f"domain {d} of {test_pair.name} has {ca} channel(s) but the model expects {cb}"
+            )
     rep = Report()
     m, notes = rep.metrics, rep.notes
     idx_a = _choose(len(test_pair.source_a), max_images)
@@ -152,11 +159,26 @@ def evaluate_model(
     rec_b = _translate(model.generator("a2b"), fake_a, device, batch_size)
     l1_a = (rec_a - real_a).abs().flatten(1).mean(1)
     l1_b = (rec_b - real_b).abs().flatten(1).mean(1)
-    rep.info.update(model=model_name, dataset=test_pair.name, size=size, test_images_a=len(idx_a),
-                    test_images_b=len(idx_b), device=str(device))  # fmt: skip
+    rep.info.update(
+        model=model_name,
+        dataset=test_pair.name,
+        size=size,
+        test_images_a=len(idx_a),
+        test_images_b=len(idx_b),
+        device=str(device),
+    )
 
-    keys = ("classifier_test_accuracy", "success_a2b", "success_b2a", "floor_a2b", "floor_b2a",
-            "fid_cls_a2b", "fid_cls_b2a", "kid_cls_a2b", "kid_cls_b2a")  # fmt: skip
+    keys = (
+        "classifier_test_accuracy",
+        "success_a2b",
+        "success_b2a",
+        "floor_a2b",
+        "floor_b2a",
+        "fid_cls_a2b",
+        "fid_cls_b2a",
+        "kid_cls_a2b",
+        "kid_cls_b2a",
+    )
     m.update(dict.fromkeys(keys))
     m["cycle_l1_a"], m["cycle_l1_b"] = float(l1_a.mean()), float(l1_b.mean())
     score_a2b, score_b2a = -l1_a.numpy(), -l1_b.numpy()  # higher is better, for the grids
@@ -166,16 +188,25 @@ def evaluate_model(
     if train_pair is None:
         notes.append("no train split given (--dataset or --train-a/--train-b): classifier metrics skipped")
     else:
-        cfg = classifier_config or _default_classifier_config(size)
+        cfg = classifier_config or ClassifierConfig()
         log(f"domain classifier ({cfg.image_size} px): training or loading from cache")
-        clf = train_domain_classifier(train_pair.source_a, train_pair.source_b, test_pair.source_a,
-                                      test_pair.source_b, test_pair.name, cfg, cache_dir)  # fmt: skip
+        clf = train_domain_classifier(
+            train_pair.source_a,
+            train_pair.source_b,
+            test_pair.source_a,
+            test_pair.source_b,
+            test_pair.name,
+            cfg,
+            cache_dir,
+        )
         rep.info["classifier"] = _classifier_info(clf)
         m["classifier_test_accuracy"] = clf.test_accuracy
         m["classifier_reliable"] = clf.reliable
         if not clf.reliable:
-            notes.append(f"domain classifier test accuracy {clf.test_accuracy:.3f} < {RELIABLE_ACCURACY}: "
-                         "success rates and classifier FID/KID are unreliable")  # fmt: skip
+            notes.append(
+                f"domain classifier test accuracy {clf.test_accuracy:.3f} < {RELIABLE_ACCURACY}: "
+                "success rates and classifier FID/KID are unreliable"
+            )
         s = cfg.image_size
         p_fb, f_fb = clf.predict(tensor_to_uint8(fake_b, s))
         p_fa, f_fa = clf.predict(tensor_to_uint8(fake_a, s))
@@ -197,11 +228,16 @@ def evaluate_model(
         if out.shape == truth.shape:
             ps = psnr(out, truth)
             m["psnr_a2b"], m["ssim_a2b"] = _finite_mean(ps), float(ssim(out, truth).mean())
-            m["psnr_floor_a2b"], m["ssim_floor_a2b"] = _finite_mean(psnr(inp, truth)), float(ssim(inp, truth).mean())
+            m["psnr_floor_a2b"], m["ssim_floor_a2b"] = (
+                _finite_mean(psnr(inp, truth)),
+                float(ssim(inp, truth).mean()),
+            )
             score_a2b, score_name_a2b = ps.numpy(), "PSNR"
             rep.info["score_a2b"] = score_name_a2b
         else:
-            notes.append(f"translations {tuple(out.shape[1:])} and truth {tuple(truth.shape[1:])} differ: no PSNR")
+            notes.append(
+                f"translations {tuple(out.shape[1:])} and truth {tuple(truth.shape[1:])} differ: no PSNR"
+            )
 
     # --- label preservation (digits) ---
     if train_pair is not None and test_pair.test_a_truth is None and _labelled(train_pair, test_pair):
@@ -212,17 +248,22 @@ def evaluate_model(
             log(f"label classifier of the {d} target domain: training or loading from cache")
             lc = train_label_classifier(train_t, test_t, f"{test_pair.name}-{d[-1]}", cache_dir=cache_dir)
             m[f"label_classifier_accuracy_{d[-1]}"] = lc.test_accuracy
-            m[f"label_preservation_{d}"] = label_preservation(lc, tensor_to_uint8(fake, lc.config.image_size),
-                                                              src_labels)  # fmt: skip
+            m[f"label_preservation_{d}"] = label_preservation(
+                lc, tensor_to_uint8(fake, lc.config.image_size), src_labels
+            )
             real = real_a if d == "a2b" else real_b
-            m[f"label_floor_{d}"] = label_preservation(lc, tensor_to_uint8(real, lc.config.image_size), src_labels)
+            m[f"label_floor_{d}"] = label_preservation(
+                lc, tensor_to_uint8(real, lc.config.image_size), src_labels
+            )
 
     # --- Inception ---
     if inception_weights:
         ext = InceptionExtractor(inception_weights, device=device)
         log("Inception features")
-        feats = {k: ext(tensor_to_uint8(v, v.shape[-1])) for k, v in
-                 (("fb", fake_b), ("fa", fake_a), ("ra", real_a), ("rb", real_b))}  # fmt: skip
+        feats = {
+            k: ext(tensor_to_uint8(v, v.shape[-1]))
+            for k, v in (("fb", fake_b), ("fa", fake_a), ("ra", real_a), ("rb", real_b))
+        }
         _set_distance("inception_a2b", feats["fb"][0], feats["rb"][0], m, notes, "Inception a2b")
         _set_distance("inception_b2a", feats["fa"][0], feats["ra"][0], m, notes, "Inception b2a")
         for d, k in (("a2b", "fb"), ("b2a", "fa")):
@@ -262,12 +303,20 @@ def label_preservation(classifier: TrainedClassifier, images: torch.Tensor, labe
 
 
 def _classifier_info(c: TrainedClassifier) -> dict[str, Any]:
-    return {"test_accuracy": c.test_accuracy, "reliable": c.reliable, "cached": c.cached,
-            "train_seconds": round(c.train_seconds, 2), "path": str(c.path) if c.path else None,
-            "image_size": c.config.image_size, "steps": c.config.steps}  # fmt: skip
+    return {
+        "test_accuracy": c.test_accuracy,
+        "reliable": c.reliable,
+        "cached": c.cached,
+        "train_seconds": round(c.train_seconds, 2),
+        "path": str(c.path) if c.path else None,
+        "image_size": c.config.image_size,
+        "steps": c.config.steps,
+    }
 
 
-def _best_worst(out_dir: Path, d: str, inp, fake, rec, score: np.ndarray, score_name: str) -> list[tuple[str, str]]:
+def _best_worst(
+    out_dir: Path, d: str, inp, fake, rec, score: np.ndarray, score_name: str
+) -> list[tuple[str, str]]:
     from gankit.training.grid import make_grid, save_image_atomic
 
     k = min(GRID_CASES, len(score) // 2) or min(1, len(score))
@@ -303,7 +352,9 @@ def evaluate_folders(
     real_paths, fake_paths = list_images(real_dir), list_images(fake_dir)
     real_paths = [real_paths[i] for i in _choose(len(real_paths), max_images)]
     fake_paths = [fake_paths[i] for i in _choose(len(fake_paths), max_images)]
-    rep.info.update(real=str(real_dir), fake=str(fake_dir), real_images=len(real_paths), fake_images=len(fake_paths))
+    rep.info.update(
+        real=str(real_dir), fake=str(fake_dir), real_images=len(real_paths), fake_images=len(fake_paths)
+    )
     log(f"loading {len(real_paths)} real and {len(fake_paths)} fake images")
     real_src, fake_src = FileSource(real_paths, 3), FileSource(fake_paths, 3)
     uniform = size is not None or _same_size(real_src, fake_src)
@@ -333,7 +384,10 @@ def evaluate_folders(
         pr, fr = classifier.predict(tensor_to_uint8(real, s))
         pf, ff = classifier.predict(tensor_to_uint8(fake, s))
         m["classifier_test_accuracy"] = classifier.test_accuracy
-        m["share_b_real"], m["share_b_fake"] = float((pr.argmax(1) == 1).mean()), float((pf.argmax(1) == 1).mean())
+        m["share_b_real"], m["share_b_fake"] = (
+            float((pr.argmax(1) == 1).mean()),
+            float((pf.argmax(1) == 1).mean()),
+        )
         _set_distance("cls", ff, fr, m, notes, "classifier features")
         rep.info["classifier"] = _classifier_info(classifier)
 
@@ -418,12 +472,17 @@ def _write(rep: Report, out_dir: Path) -> dict[str, Any]:
 
 def _html(rep: Report) -> str:
     e = html.escape
-    rows = "\n".join(f"<tr><td><code>{e(k)}</code></td><td class=num>{e(_fmt(v))}</td><td>{e(DESCRIPTIONS.get(k, ''))}"
-                     "</td></tr>" for k, v in rep.metrics.items())  # fmt: skip
+    rows = "\n".join(
+        f"<tr><td><code>{e(k)}</code></td><td class=num>{e(_fmt(v))}</td><td>{e(DESCRIPTIONS.get(k, ''))}"
+        "</td></tr>"
+        for k, v in rep.metrics.items()
+    )
     info = "\n".join(f"<li>{e(k)}: {e(json.dumps(v, default=str))}</li>" for k, v in rep.info.items())
     notes = "".join(f"<li>{e(n)}</li>" for n in rep.notes)
-    grids = "\n".join(f"<figure><img src='{e(f)}' alt='{e(t)}'><figcaption>{e(t)}</figcaption></figure>"
-                      for t, f in rep.grids)  # fmt: skip
+    grids = "\n".join(
+        f"<figure><img src='{e(f)}' alt='{e(t)}'><figcaption>{e(t)}</figcaption></figure>"
+        for t, f in rep.grids
+    )
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>gankit eval</title>
 <style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:2px 10px}} .num{{text-align:right}}

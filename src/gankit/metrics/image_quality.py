@@ -39,14 +39,18 @@ def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> torch
 
 
 def ssim(
-    x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, window: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA
+    x: torch.Tensor,
+    y: torch.Tensor,
+    data_range: float = 1.0,
+    window: int = SSIM_WINDOW,
+    sigma: float = SSIM_SIGMA,
 ) -> torch.Tensor:
     """Per-image mean SSIM (Wang et al. 2004): Gaussian window 11, σ 1.5, C1 = (0.01 L)², C2 = (0.03 L)²,
     local statistics over the "valid" window positions (as the authors' MATLAB code), averaged over
     positions and channels. Equals ``skimage.metrics.structural_similarity(gaussian_weights=True,
     sigma=1.5, use_sample_covariance=False)``."""
     x, y = _check(x, y)
-    n, c, h, w = x.shape
+    _, c, h, w = x.shape
     if min(h, w) < window:
         raise ValueError(f"SSIM needs images of at least {window}x{window} px, got {h}x{w}")
     k = gaussian_window(window, sigma).to(x.device)[None, None].repeat(c, 1, 1, 1)

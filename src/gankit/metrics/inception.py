@@ -29,8 +29,14 @@ _LOGIT_KEYS = ("logits", "logits_unbiased", "1008")
 class InceptionExtractor:
     """``InceptionExtractor(path)(uint8 images (N, 3, H, W)) -> (features, logits or None)``."""
 
-    def __init__(self, path: str | Path, input_size: int = INCEPTION_SIZE, value_range: str = "unit",
-                 device: str | torch.device = "cpu", batch_size: int = 32):  # fmt: skip
+    def __init__(
+        self,
+        path: str | Path,
+        input_size: int = INCEPTION_SIZE,
+        value_range: str = "unit",
+        device: str | torch.device = "cpu",
+        batch_size: int = 32,
+    ):
         path = Path(path)
         if not path.is_file():
             raise CheckpointError(f"{path}: Inception weights file not found")
@@ -39,7 +45,9 @@ class InceptionExtractor:
         try:
             self.module = torch.jit.load(str(path), map_location=device).eval()
         except Exception as e:  # RuntimeError for non-TorchScript files, anything else unreadable
-            raise CheckpointError(f"{path}: not a TorchScript Inception model ({type(e).__name__}: {e})") from None
+            raise CheckpointError(
+                f"{path}: not a TorchScript Inception model ({type(e).__name__}: {e})"
+            ) from None
         self.path, self.input_size, self.value_range = path, input_size, value_range
         self.device, self.batch_size = torch.device(device), batch_size
         self.logits_reason = ""

@@ -1,18 +1,12 @@
-"""Atomic, pickle-free checkpoints.
-
-A crash or SIGKILL at any moment leaves either the previous file or the new one under the final
-name, never a half-written file: data goes to a temporary file in the same folder, is fsynced, then
-renamed over the target (rename is atomic on POSIX). Checkpoints hold only tensors and plain Python
-values, so they load with ``torch.load(weights_only=True)`` and can never run pickled code.
-"""
+"""Atomic, pickle-free checkpoints (written through :mod:`gankit.io`). Checkpoints hold only tensors
+and plain Python values, so they load with ``torch.load(weights_only=True)`` and can never run
+pickled code."""
 
 from __future__ import annotations
 
 import io
-import os
 import random
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -21,32 +15,9 @@ import numpy as np
 import torch
 
 from gankit.errors import CheckpointError
+from gankit.io import atomic_write_bytes, atomic_write_text  # noqa: F401 (part of this module's API)
 
 CHECKPOINT_RE = re.compile(r"step_(\d+)\.pt$")
-
-
-def _atomic_write(path: Path, write) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    return _atomic_write(path, lambda f: f.write(data))
-
-
-def atomic_write_text(path: Path, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode())
 
 
 def atomic_torch_save(obj: Any, path: Path) -> Path:

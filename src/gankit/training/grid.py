@@ -6,37 +6,22 @@ colour translation); every cell is scaled to the tallest cell's height so rows l
 
 from __future__ import annotations
 
-import io
-import os
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
+
+from gankit.data import images
+from gankit.io import save_image_atomic  # noqa: F401 (re-exported for grid users)
 
 BACKGROUND = (255, 255, 255)
 TEXT = (34, 34, 38)
 # mkstemp creates 0600 files; finished files get the usual umask-derived mode so a served run folder works.
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 def tensor_to_pil(t: torch.Tensor) -> Image.Image:
-    """CHW (or HW) in [-1, 1] → RGB image; NaN shows as mid-gray instead of poisoning the cast."""
-    t = t.detach()
-    if t.dim() == 4 and t.shape[0] == 1:
-        t = t[0]
-    if t.dim() == 2:
-        t = t.unsqueeze(0)
-    if t.dim() != 3 or t.shape[0] not in (1, 3):
-        raise ValueError(f"expected a 1- or 3-channel CHW tensor, got shape {tuple(t.shape)}")
-    t = torch.nan_to_num(t.float().cpu(), nan=0.0).clamp(-1, 1)
-    arr = ((t + 1) * 127.5).round().to(torch.uint8)
-    if arr.shape[0] == 1:
-        arr = arr.expand(3, -1, -1)
-    return Image.fromarray(np.ascontiguousarray(arr.permute(1, 2, 0).numpy()), "RGB")
+    """CHW (or HW) in [-1, 1] → RGB cell (gray shown as RGB so cells of both kinds share a canvas)."""
+    return images.tensor_to_pil(t).convert("RGB")
 
 
 def _fit_height(img: Image.Image, height: int) -> Image.Image:
@@ -127,36 +112,3 @@ def make_grid(
         if row_labels is not None:
             _draw_text(draw, gap, y + cell_h // 2, str(row_labels[i]), font)
     return canvas
-
-
-def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
-    """Temp file in the target folder, fsync, ``os.replace``: readers (a browser reloading the report,
-    a crash mid-write) only ever see the old file or the complete new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fchmod(f.fileno(), 0o666 & ~_UMASK)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def save_image_atomic(img: Image.Image, path: str | Path) -> Path:
-    """Save ``img`` in the format its suffix names (``.png``, ``.jpg``, ``.webp``…) without ever leaving a
-    half-written file under the final name."""
-    path = Path(path)
-    fmt = Image.registered_extensions().get(path.suffix.lower())
-    if fmt is None:
-        raise ValueError(f"{path}: cannot tell the image format from suffix {path.suffix!r}")
-    if fmt == "JPEG" and img.mode not in ("RGB", "L", "CMYK"):
-        img = img.convert("RGB")
-    buf = io.BytesIO()
-    img.save(buf, format=fmt)
-    return write_bytes_atomic(path, buf.getvalue())

@@ -22,7 +22,7 @@ from urllib.parse import quote
 import numpy as np
 
 from gankit.errors import GankitError
-from gankit.training.grid import write_bytes_atomic
+from gankit.io import atomic_write_bytes as write_bytes_atomic
 
 __all__ = [
     "LOSS_GROUPS",
@@ -353,7 +353,7 @@ def write_index_html(
     samples: Sequence[tuple[int, str]],
     extra: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write ``run_dir/index.html``: summary, loss plot, sample grids newest first, checkpoint links.
+    """Write ``run_dir/index.html``: summary, sample grids newest first, loss plot, checkpoint links.
 
     ``samples`` are ``(step, path relative to run_dir)``. The page is one file with inline CSS and only
     relative links, so the run folder can be copied or served anywhere and still open offline.
@@ -372,8 +372,8 @@ def write_index_html(
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><main>",
         f"<h1>{_e(title)}</h1>",
         f'<div class="meta">{_e(" · ".join(meta))}</div>',
-        '<nav><a href="#summary">summary</a><a href="#losses">losses</a>'
-        '<a href="#samples">samples</a><a href="#files">files</a></nav>',
+        '<nav><a href="#summary">summary</a><a href="#samples">samples</a>'
+        '<a href="#losses">losses</a><a href="#files">files</a></nav>',
         '<section id="summary"><h2>Summary</h2>',
     ]
     if extra:
@@ -386,16 +386,6 @@ def write_index_html(
         parts.append('<p class="empty">No configuration recorded.</p>')
     parts.append("</section>")
 
-    parts.append('<section id="losses"><h2>Losses</h2>')
-    png = run_dir / "losses.png"
-    if png.is_file():
-        # The plot is rewritten under the same name; the version query defeats stale browser caches.
-        src = f"losses.png?v={png.stat().st_mtime_ns}"
-        parts.append(_img(run_dir, "losses.png", "loss curves", lazy=False, src=src))
-    else:
-        parts.append('<p class="empty">No loss plot yet.</p>')
-    parts.append("</section>")
-
     parts.append('<section id="samples"><h2>Samples</h2>')
     if not ordered:
         parts.append('<p class="empty">No sample grids yet.</p>')
@@ -405,6 +395,16 @@ def write_index_html(
         parts.append(f'<figure id="step-{int(step)}"><figcaption><b>step {int(step)}</b> · '
                      f'<a href="{_href(str(rel))}">{_e(rel)}</a></figcaption>{img}</figure>')  # fmt: skip
     parts.append("</div></section>")
+
+    parts.append('<section id="losses"><h2>Losses</h2>')
+    png = run_dir / "losses.png"
+    if png.is_file():
+        # The plot is rewritten under the same name; the version query defeats stale browser caches.
+        src = f"losses.png?v={png.stat().st_mtime_ns}"
+        parts.append(_img(run_dir, "losses.png", "loss curves", lazy=False, src=src))
+    else:
+        parts.append('<p class="empty">No loss plot yet.</p>')
+    parts.append("</section>")
 
     parts.append(f'<section id="files"><h2>Files</h2>{_files_section(run_dir)}</section>')
     parts.append("</main></body></html>\n")

@@ -40,7 +40,8 @@ class SampleWriter:
 
     @torch.no_grad()
     def write(self, step: int) -> Path:
-        from gankit.training.grid import make_grid, save_image_atomic
+        from gankit.io import save_image_atomic
+        from gankit.training.grid import make_grid
 
         model = self.trainer.model
         was_training = model.training
@@ -65,5 +66,13 @@ class SampleWriter:
         samples = sorted((self.run_dir / "samples").glob("step_*.png"))
         entries = [(int(p.stem.split("_")[1]), f"samples/{p.name}") for p in samples]
         c = self.trainer.config
-        write_index_html(self.run_dir, f"CycleGAN · {c.dataset if not c.domain_a else 'folders'} · step "
-                         f"{self.trainer.step}/{c.steps}", c.to_dict(), entries)  # fmt: skip
+        data = "folders" if c.domain_a else c.dataset
+        summary = {
+            "data": f"{data}: {self.trainer.pair.description or ''}".strip(": "),
+            "progress": f"step {self.trainer.step} of {c.steps}",
+            "model": f"{c.generator} generator ({c.blocks} blocks) · {c.discriminator} discriminator · {c.gan_loss}",
+            "images": f"{c.size}px crops, channels A={c.channels_a} B={c.channels_b}, batch {c.batch_size}",
+            "grids": "each row: real | translated | reconstructed (A rows: A→B→A, B rows: B→A→B)",
+        }
+        write_index_html(self.run_dir, f"CycleGAN · {data} · step {self.trainer.step}/{c.steps}", c.to_dict(),
+                         entries, extra=summary)  # fmt: skip
