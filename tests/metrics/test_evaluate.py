@@ -76,9 +76,7 @@ def cli_run(shared_data, tmp_path_factory):
         "--classifier-steps",
         STEPS,
     )
-    return SimpleNamespace(
-        args=args, rc=None, out=out, cache=tmp / "cache", tmp=tmp, run=lambda: run_eval(args)
-    )
+    return SimpleNamespace(args=args, rc=None, out=out, cache=tmp / "cache", tmp=tmp, run=lambda: run_eval(args))
 
 
 @pytest.fixture(scope="module")
@@ -126,9 +124,7 @@ def test_classifier_is_cached_and_accurate(report, cli_run, shared_data):
     # 200 steps is a reduced setting for the test; the default (800 steps) reaches ≥ 0.95
     assert clf.test_accuracy >= 0.85
     assert report["metrics"]["classifier_reliable"] == (clf.test_accuracy >= 0.95)
-    assert (
-        len(list(cli_run.cache.glob("*.safetensors"))) == 1 and len(list(cli_run.cache.glob("*.json"))) == 1
-    )
+    assert len(list(cli_run.cache.glob("*.safetensors"))) == 1 and len(list(cli_run.cache.glob("*.json"))) == 1
 
 
 class Constant(nn.Module):
@@ -219,18 +215,14 @@ def test_folder_mode_with_torchscript_inception(shared_data, tmp_path):
         )
     )
     m2 = json.loads((tmp_path / "r2" / "report.json").read_text())["metrics"]
-    assert (
-        rc == 0 and m2["fid_inception"] > 0 and m2["kid_inception"] is not None and m2["is_inception"] >= 1.0
-    )
+    assert rc == 0 and m2["fid_inception"] > 0 and m2["kid_inception"] is not None and m2["is_inception"] >= 1.0
     assert "psnr" not in m2  # no file names in common
     m3 = evaluate_folders(real, other, tmp_path / "r3")
     assert m3["fid_inception"] is None  # works without weights, reports what it cannot compute
 
 
 def test_label_preservation_counts_matches():
-    clf = TrainedClassifier(
-        model=None, test_accuracy=1.0, config=ClassifierConfig(), num_classes=3, class_names=[]
-    )
+    clf = TrainedClassifier(model=None, test_accuracy=1.0, config=ClassifierConfig(), num_classes=3, class_names=[])
     clf.predict = lambda x: (np.eye(3)[x[:, 0, 0, 0].numpy().astype(int)], None)
     images = torch.zeros((4, 3, 2, 2), dtype=torch.uint8)
     images[:, 0, 0, 0] = torch.tensor([0, 1, 2, 1])
@@ -243,9 +235,7 @@ def test_fingerprint_depends_on_content(tmp_path):
     a = ArraySource(np.zeros((3, 8, 8), np.uint8), 1, labels=[0, 1, 2])
     b = ArraySource(np.ones((3, 8, 8), np.uint8), 1, labels=[0, 1, 2])
     assert source_fingerprint(a) != source_fingerprint(b)
-    assert source_fingerprint(a) == source_fingerprint(
-        ArraySource(np.zeros((3, 8, 8), np.uint8), 1, labels=[0, 1, 2])
-    )
+    assert source_fingerprint(a) == source_fingerprint(ArraySource(np.zeros((3, 8, 8), np.uint8), 1, labels=[0, 1, 2]))
 
 
 def test_cli_argument_errors(tmp_path):

@@ -74,9 +74,7 @@ def test_random_spd_matches_reference():
     rng = np.random.default_rng(5)
     s1, s2 = _spd(rng, 20), _spd(rng, 20)
     mu1, mu2 = rng.normal(size=20), rng.normal(size=20)
-    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(
-        pytorch_fid_reference(mu1, s1, mu2, s2), rel=1e-6
-    )
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(pytorch_fid_reference(mu1, s1, mu2, s2), rel=1e-6)
 
 
 def test_singular_covariance_is_finite():
@@ -88,9 +86,7 @@ def test_singular_covariance_is_finite():
 
 def test_mmd_hand_computed():
     # k(a, b) = (ab/1 + 1)^3: K_xx off-diagonal 1+1, K_yy off-diagonal 1+1, K_xy 1+1+1+27
-    assert mmd2_unbiased(np.array([[0.0], [1.0]]), np.array([[0.0], [2.0]])) == pytest.approx(
-        4 / 2 - 2 * 30 / 4
-    )
+    assert mmd2_unbiased(np.array([[0.0], [1.0]]), np.array([[0.0], [2.0]])) == pytest.approx(4 / 2 - 2 * 30 / 4)
 
 
 def _kid_reference(f1, f2, subsets, m, seed=0):

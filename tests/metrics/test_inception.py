@@ -28,9 +28,7 @@ class FeaturesOnly(nn.Module):
 def _features(h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     f = torch.relu(h).mean(dim=(2, 3))
     n = x.shape[0]
-    stats = torch.stack(
-        [x.amin(dim=(1, 2, 3)), x.amax(dim=(1, 2, 3)), torch.full([n], float(x.shape[-1]))], 1
-    )
+    stats = torch.stack([x.amin(dim=(1, 2, 3)), x.amax(dim=(1, 2, 3)), torch.full([n], float(x.shape[-1]))], 1)
     return torch.cat([f, stats], 1)
 
 
@@ -54,9 +52,7 @@ def save_scripted(module: nn.Module, path):
 
 
 def _images(n=4, seed=0):
-    return torch.randint(
-        0, 256, (n, 3, 40, 40), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8
-    )
+    return torch.randint(0, 256, (n, 3, 40, 40), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
 
 
 def test_features_only_and_preprocessing(tmp_path):
@@ -68,9 +64,7 @@ def test_features_only_and_preprocessing(tmp_path):
 
 
 def test_with_logits_and_byte_range(tmp_path):
-    ext = InceptionExtractor(
-        save_scripted(WithLogits(), tmp_path / "l.pt"), input_size=64, value_range="byte"
-    )
+    ext = InceptionExtractor(save_scripted(WithLogits(), tmp_path / "l.pt"), input_size=64, value_range="byte")
     feats, logits = ext(_images())
     assert logits.shape == (4, 5) and np.all(feats[:, 8] == 64) and feats[:, 7].max() > 200
 

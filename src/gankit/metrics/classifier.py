@@ -289,9 +289,7 @@ def _train_or_load(
     )
 
 
-def _labelled(
-    sources: list[ImageSource], size: int, cap: int, seed: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _labelled(sources: list[ImageSource], size: int, cap: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     rng = np.random.default_rng(seed)
     xs, ys = [], []
     for k, s in enumerate(sources):

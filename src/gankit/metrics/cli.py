@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
-import torch
-
 from gankit.errors import ConfigError
 from gankit.metrics.classifier import ClassifierConfig
+from gankit.training.setup import resolve_device
 
 
 def add_eval_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -23,22 +23,14 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--data-root", default=None, help="data folder for recipes (default $GANKIT_DATA)")
     p.add_argument("--test-a", metavar="DIR", help="folder of domain-A test images (instead of --dataset)")
     p.add_argument("--test-b", metavar="DIR", help="folder of domain-B test images (instead of --dataset)")
-    p.add_argument(
-        "--train-a", metavar="DIR", help="with --test-a/--test-b: domain-A train images (classifier)"
-    )
-    p.add_argument(
-        "--train-b", metavar="DIR", help="with --test-a/--test-b: domain-B train images (classifier)"
-    )
+    p.add_argument("--train-a", metavar="DIR", help="with --test-a/--test-b: domain-A train images (classifier)")
+    p.add_argument("--train-b", metavar="DIR", help="with --test-a/--test-b: domain-B train images (classifier)")
     p.add_argument("--real", metavar="DIR", help="folder mode: real images")
     p.add_argument("--fake", metavar="DIR", help="folder mode: generated images")
-    p.add_argument(
-        "--inception-weights", metavar="FILE", help="TorchScript Inception feature extractor (.pt)"
-    )
+    p.add_argument("--inception-weights", metavar="FILE", help="TorchScript Inception feature extractor (.pt)")
     p.add_argument("--out", required=True, help="output folder for report.json / report.html")
     p.add_argument("--size", type=int, default=None, help="evaluation image size (default: the model's size)")
-    p.add_argument(
-        "--max-images", type=int, default=None, metavar="N", help="score at most N test images per domain"
-    )
+    p.add_argument("--max-images", type=int, default=None, metavar="N", help="score at most N test images per domain")
     p.add_argument("--device", default="auto", help="cpu, cuda, … or auto")
     p.add_argument(
         "--classifier-size",
@@ -52,16 +44,8 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         default=ClassifierConfig.steps,
         help="training steps of the domain classifier (default %(default)s)",
     )
-    p.add_argument(
-        "--cache-dir", default=None, help="classifier cache (default $GANKIT_CACHE or ~/.cache/gankit)"
-    )
+    p.add_argument("--cache-dir", default=None, help="classifier cache (default $GANKIT_CACHE or ~/.cache/gankit)")
     return p
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def _log(msg: str) -> None:
@@ -73,7 +57,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from gankit.metrics.classifier import default_cache_dir, train_domain_classifier
     from gankit.metrics.evaluate import evaluate_folders, evaluate_model, format_table
 
-    device = _device(args.device)
+    device = resolve_device(args.device)
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
     cfg = ClassifierConfig(image_size=args.classifier_size, steps=args.classifier_steps)
     if cfg.image_size < 16 or cfg.steps < 1:
@@ -113,17 +97,20 @@ def run_eval(args: argparse.Namespace) -> int:
         if args.test_a or args.test_b:
             if not (args.test_a and args.test_b):
                 raise ConfigError("--test-a and --test-b go together")
-            test = folder_pair(
-                args.test_a, args.test_b, ca, cb, name=Path(args.test_a).parent.name or "folders"
-            )
+            test = folder_pair(args.test_a, args.test_b, ca, cb, name=Path(args.test_a).parent.name or "folders")
             train = None
             if args.train_a and args.train_b:
                 train = folder_pair(args.train_a, args.train_b, ca, cb, name=test.name)
-        elif args.dataset:
-            test = load_recipe(args.dataset, args.data_root, "test")
-            train = load_recipe(args.dataset, args.data_root, "train")
         else:
-            raise ConfigError("model mode needs --dataset NAME or --test-a DIR --test-b DIR")
+            # the model's own data by default; --swap runs are scored in their own A/B orientation
+            from gankit.training.loop import domain_pair
+
+            data = model.config
+            if args.dataset:
+                data = dataclasses.replace(data, dataset=args.dataset, domain_a=[], domain_b=[])
+            if args.data_root:
+                data = dataclasses.replace(data, data_root=args.data_root)
+            test, train = domain_pair(data, "test"), domain_pair(data, "train")
         metrics = evaluate_model(
             model,
             test,
@@ -141,20 +128,3 @@ def run_eval(args: argparse.Namespace) -> int:
     print(format_table(metrics))
     print(f"\nreport: {Path(args.out) / 'report.html'}")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (``python -m gankit.metrics.cli``) until the lead wires ``gankit eval``."""
-    from gankit.errors import GankitError
-
-    parser = add_eval_arguments(argparse.ArgumentParser(prog="gankit eval"))
-    args = parser.parse_args(argv)
-    try:
-        return run_eval(args)
-    except GankitError as e:
-        print(f"gankit eval: error: {e}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -95,10 +95,7 @@ def _load(source: ImageSource, indices: np.ndarray, size: int | None) -> torch.T
 def _translate(generator: torch.nn.Module, x: torch.Tensor, device: torch.device, batch: int) -> torch.Tensor:
     from gankit.inference.translate import translate_tensor
 
-    out = [
-        translate_tensor(generator, x[i : i + batch].to(device)).float().cpu()
-        for i in range(0, len(x), batch)
-    ]
+    out = [translate_tensor(generator, x[i : i + batch].to(device)).float().cpu() for i in range(0, len(x), batch)]
     return torch.cat(out)
 
 
@@ -143,9 +140,7 @@ def evaluate_model(
         ("B", (test_pair.channels_b, model.config.channels_b)),
     ):
         if ca != cb:
-            raise ConfigError(
-                f"domain {d} of {test_pair.name} has {ca} channel(s) but the model expects {cb}"
-            )
+            raise ConfigError(f"domain {d} of {test_pair.name} has {ca} channel(s) but the model expects {cb}")
     rep = Report()
     m, notes = rep.metrics, rep.notes
     idx_a = _choose(len(test_pair.source_a), max_images)
@@ -235,9 +230,7 @@ def evaluate_model(
             score_a2b, score_name_a2b = ps.numpy(), "PSNR"
             rep.info["score_a2b"] = score_name_a2b
         else:
-            notes.append(
-                f"translations {tuple(out.shape[1:])} and truth {tuple(truth.shape[1:])} differ: no PSNR"
-            )
+            notes.append(f"translations {tuple(out.shape[1:])} and truth {tuple(truth.shape[1:])} differ: no PSNR")
 
     # --- label preservation (digits) ---
     if train_pair is not None and test_pair.test_a_truth is None and _labelled(train_pair, test_pair):
@@ -252,9 +245,7 @@ def evaluate_model(
                 lc, tensor_to_uint8(fake, lc.config.image_size), src_labels
             )
             real = real_a if d == "a2b" else real_b
-            m[f"label_floor_{d}"] = label_preservation(
-                lc, tensor_to_uint8(real, lc.config.image_size), src_labels
-            )
+            m[f"label_floor_{d}"] = label_preservation(lc, tensor_to_uint8(real, lc.config.image_size), src_labels)
 
     # --- Inception ---
     if inception_weights:
@@ -314,9 +305,7 @@ def _classifier_info(c: TrainedClassifier) -> dict[str, Any]:
     }
 
 
-def _best_worst(
-    out_dir: Path, d: str, inp, fake, rec, score: np.ndarray, score_name: str
-) -> list[tuple[str, str]]:
+def _best_worst(out_dir: Path, d: str, inp, fake, rec, score: np.ndarray, score_name: str) -> list[tuple[str, str]]:
     from gankit.training.grid import make_grid, save_image_atomic
 
     k = min(GRID_CASES, len(score) // 2) or min(1, len(score))
@@ -352,9 +341,7 @@ def evaluate_folders(
     real_paths, fake_paths = list_images(real_dir), list_images(fake_dir)
     real_paths = [real_paths[i] for i in _choose(len(real_paths), max_images)]
     fake_paths = [fake_paths[i] for i in _choose(len(fake_paths), max_images)]
-    rep.info.update(
-        real=str(real_dir), fake=str(fake_dir), real_images=len(real_paths), fake_images=len(fake_paths)
-    )
+    rep.info.update(real=str(real_dir), fake=str(fake_dir), real_images=len(real_paths), fake_images=len(fake_paths))
     log(f"loading {len(real_paths)} real and {len(fake_paths)} fake images")
     real_src, fake_src = FileSource(real_paths, 3), FileSource(fake_paths, 3)
     uniform = size is not None or _same_size(real_src, fake_src)
@@ -436,6 +423,13 @@ DESCRIPTIONS = {
     "ssim_a2b": "SSIM of G(A) vs true colours",
     "psnr_floor_a2b": "PSNR (dB) of the gray input vs true colours",
     "ssim_floor_a2b": "SSIM of the gray input vs true colours",
+    "classifier_reliable": f"classifier accuracy ≥ {RELIABLE_ACCURACY}",
+    "label_classifier_accuracy_a": "digit classifier of domain A, test accuracy",
+    "label_classifier_accuracy_b": "digit classifier of domain B, test accuracy",
+    "label_preservation_a2b": "G(A) keeps the source digit label",
+    "label_preservation_b2a": "F(B) keeps the source digit label",
+    "label_floor_a2b": "untranslated A read with B's digit classifier",
+    "label_floor_b2a": "untranslated B read with A's digit classifier",
     "fid_inception": "FID, Inception features",
     "kid_inception": "KID, Inception features",
     "is_inception": "Inception Score of the fakes",
@@ -473,15 +467,13 @@ def _write(rep: Report, out_dir: Path) -> dict[str, Any]:
 def _html(rep: Report) -> str:
     e = html.escape
     rows = "\n".join(
-        f"<tr><td><code>{e(k)}</code></td><td class=num>{e(_fmt(v))}</td><td>{e(DESCRIPTIONS.get(k, ''))}"
-        "</td></tr>"
+        f"<tr><td><code>{e(k)}</code></td><td class=num>{e(_fmt(v))}</td><td>{e(DESCRIPTIONS.get(k, ''))}</td></tr>"
         for k, v in rep.metrics.items()
     )
     info = "\n".join(f"<li>{e(k)}: {e(json.dumps(v, default=str))}</li>" for k, v in rep.info.items())
     notes = "".join(f"<li>{e(n)}</li>" for n in rep.notes)
     grids = "\n".join(
-        f"<figure><img src='{e(f)}' alt='{e(t)}'><figcaption>{e(t)}</figcaption></figure>"
-        for t, f in rep.grids
+        f"<figure><img src='{e(f)}' alt='{e(t)}'><figcaption>{e(t)}</figcaption></figure>" for t, f in rep.grids
     )
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>gankit eval</title>

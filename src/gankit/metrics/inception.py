@@ -45,9 +45,7 @@ class InceptionExtractor:
         try:
             self.module = torch.jit.load(str(path), map_location=device).eval()
         except Exception as e:  # RuntimeError for non-TorchScript files, anything else unreadable
-            raise CheckpointError(
-                f"{path}: not a TorchScript Inception model ({type(e).__name__}: {e})"
-            ) from None
+            raise CheckpointError(f"{path}: not a TorchScript Inception model ({type(e).__name__}: {e})") from None
         self.path, self.input_size, self.value_range = path, input_size, value_range
         self.device, self.batch_size = torch.device(device), batch_size
         self.logits_reason = ""
