@@ -59,6 +59,24 @@ def _add_translate_parser(sub) -> None:
     p.add_argument("--device", default="cpu")
 
 
+def _add_bench_parser(sub) -> None:
+    p = sub.add_parser("bench", help="measure training and inference speed on this machine",
+                       description="Time CycleGAN iterations (`train`), generator inference (`infer`) or the "
+                       "attainable conv rate (`conv`); prints a table, or JSON lines with --json.")  # fmt: skip
+    p.add_argument("what", choices=("train", "infer", "conv"))
+    p.add_argument("--size", type=int, nargs="+", default=None, help="image size(s) (train 128, infer 256)")
+    p.add_argument("--generator", default="resnet")
+    p.add_argument("--blocks", type=int, default=9)
+    p.add_argument("--ngf", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--iters", type=int, default=5, help="timed repetitions (the median is reported)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed repetitions first")
+    p.add_argument("--amp", default="off", choices=("off", "bf16", "fp16", "auto"))
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gankit", description="Unpaired image-to-image translation (CycleGAN).")
     parser.add_argument("--version", action="store_true", help="print the version")
@@ -66,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo_parser(sub)
     _add_train_parser(sub)
     _add_translate_parser(sub)
+    _add_bench_parser(sub)
     from gankit.metrics.cli import add_eval_arguments
 
     add_eval_arguments(
@@ -148,6 +167,39 @@ def cmd_translate(args) -> int:
     return 0 if result.ok else 1
 
 
+def cmd_bench(args) -> int:
+    import json
+
+    import torch
+
+    from gankit.bench import attainable_conv_gflops, bench_infer, bench_train, format_rows
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows = []
+    for size in args.size or [128 if args.what == "train" else 256]:
+        if args.what == "train":
+            row = bench_train(size=size, generator=args.generator, blocks=args.blocks, ngf=args.ngf,
+                              batch_size=args.batch_size, iters=args.iters, warmup=args.warmup,
+                              device=args.device, amp=args.amp)  # fmt: skip
+        elif args.what == "infer":
+            row = bench_infer(size=size, generator=args.generator, blocks=args.blocks, iters=args.iters,
+                              warmup=args.warmup, device=args.device)  # fmt: skip
+        else:
+            from gankit.training.setup import resolve_device
+
+            dev = resolve_device(args.device)
+            row = {"bench": "conv", "gflops": attainable_conv_gflops(dev),
+                   "gflops_channels_last": attainable_conv_gflops(dev, channels_last=True),
+                   "threads": torch.get_num_threads(), "device": str(dev)}  # fmt: skip
+        rows.append(row)
+        if args.json:
+            print(json.dumps(row), flush=True)
+    if not args.json:
+        print(format_rows(rows))
+    return 0
+
+
 def cmd_recipes(_args) -> int:
     from gankit.data.recipes import list_recipes
 
@@ -167,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     from gankit.metrics.cli import run_eval
 
     commands = {"train": cmd_train, "demo": cmd_demo, "translate": cmd_translate, "eval": run_eval,
-                "recipes": cmd_recipes}  # fmt: skip
+                "bench": cmd_bench, "recipes": cmd_recipes}  # fmt: skip
     if args.command not in commands:
         parser.print_help()
         return 2

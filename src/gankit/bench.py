@@ -1,0 +1,121 @@
+"""Speed measurements behind ``gankit bench`` and ``benchmarks/``: one CycleGAN training iteration,
+generator inference, and the attainable convolution rate of this machine (the yardstick that tells
+how close to the hardware limit a step runs). Figures are medians over timed repetitions after
+warm-up; CUDA timings synchronize."""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from gankit.config import CycleGANConfig
+from gankit.inference.translate import translate_tensor
+from gankit.models.cyclegan import CycleGAN
+from gankit.training.setup import resolve_device
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_call(fn: Callable[[], Any], iters: int, warmup: int, device: torch.device) -> list[float]:
+    """Seconds per call for ``iters`` timed calls after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(iters):
+        t = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _environment(device: torch.device) -> dict[str, Any]:
+    env = {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(device)}
+    if device.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(device)
+    return env
+
+
+def attainable_conv_gflops(device: torch.device, channels_last: bool = False, iters: int = 5) -> float:
+    """Forward rate of a large 3x3 conv (256→256 channels, 64x64, batch 8): what this machine's conv
+    kernels reach at best, the ceiling a CycleGAN step (83 % convolutions) is compared with."""
+    x = torch.randn(8, 256, 64, 64, device=device)
+    conv = torch.nn.Conv2d(256, 256, 3, padding=1, bias=False).to(device)
+    if channels_last:
+        x, conv = x.to(memory_format=torch.channels_last), conv.to(memory_format=torch.channels_last)
+    flops = 2 * 8 * 256 * 256 * 9 * 64 * 64
+    with torch.no_grad():
+        t = statistics.median(time_call(lambda: conv(x), iters, 2, device))
+    return flops / t / 1e9
+
+
+def bench_train(
+    *, size: int = 128, generator: str = "resnet", blocks: int = 9, batch_size: int = 1, iters: int = 5,
+    warmup: int = 2, device: str = "auto", amp: str = "off", ngf: int | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """One full CycleGAN iteration (both generator and discriminator updates, official defaults:
+    LSGAN, identity 0.5, pool 50) on random 3-channel images."""
+    from gankit.training.loop import Trainer
+
+    dev = resolve_device(device)
+    config = CycleGANConfig(channels_a=3, channels_b=3, size=size, generator=generator, blocks=blocks,
+                            batch_size=batch_size, device=str(dev), amp=amp, ngf=ngf).validate()  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(config, tmp, pair=None, progress=False)
+        a = torch.randn(batch_size, 3, size, size, device=dev)
+        b = torch.randn(batch_size, 3, size, size, device=dev)
+        with FlopCounterMode(display=False) as counter:
+            trainer.train_step(a, b)
+        flops = counter.get_total_flops()
+        times = time_call(lambda: trainer.train_step(a, b), iters, warmup, dev)
+    s = statistics.median(times)
+    return {
+        "bench": "train", "size": size, "generator": generator, "blocks": blocks, "batch_size": batch_size,
+        "amp": amp, "s_per_iter": s, "s_min": min(times), "s_max": max(times), "iters_per_s": 1 / s,
+        "images_per_s": 2 * batch_size / s, "tflop_per_iter": flops / 1e12, "gflops": flops / s / 1e9,
+        "peak_rss_mb": peak_rss_mb(), **_environment(dev),
+    }  # fmt: skip
+
+
+def bench_infer(
+    *, size: int = 256, generator: str = "resnet", blocks: int = 9, iters: int = 5, warmup: int = 1,
+    device: str = "auto",
+) -> dict[str, Any]:  # fmt: skip
+    """Milliseconds to translate one ``size``x``size`` image with a generator of official width."""
+    dev = resolve_device(device)
+    config = CycleGANConfig(channels_a=3, channels_b=3, size=256, generator=generator, blocks=blocks).validate()
+    g = CycleGAN(config, with_discriminators=False).g_ab.to(dev).eval()
+    x = torch.rand(1, 3, size, size, device=dev) * 2 - 1
+    times = time_call(lambda: translate_tensor(g, x), iters, warmup, dev)
+    s = statistics.median(times)
+    return {"bench": "infer", "size": size, "generator": generator, "blocks": blocks, "ms_per_image": 1000 * s,
+            "peak_rss_mb": peak_rss_mb(), **_environment(dev)}  # fmt: skip
+
+
+def format_rows(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table of benchmark rows (the JSON keeps every field)."""
+    known = ("bench", "size", "generator", "blocks", "batch_size", "s_per_iter", "images_per_s", "gflops",
+             "ms_per_image", "peak_rss_mb", "threads", "device")  # fmt: skip
+    cols = [c for c in known if any(c in r for r in rows)]
+
+    def cell(v: Any) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    table = [cols] + [[cell(r.get(c, "")) for c in cols] for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
+    return "\n".join("  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in table)
