@@ -101,3 +101,15 @@ def test_every_architecture_and_game_trains(shared_data, tmp_path, options):
                "--steps", "2", "--out", str(run), *TINY, *options])  # fmt: skip
     assert rc == 0
     assert (run / "model.safetensors").is_file()
+
+
+def test_export_cli_both_formats(tmp_path, capsys):
+    from gankit.config import CycleGANConfig
+    from gankit.models.cyclegan import CycleGAN
+
+    model = CycleGAN(CycleGANConfig(channels_a=1, channels_b=3, size=32, ngf=4, blocks=1), with_discriminators=False)
+    weights = model.save_generators(tmp_path / "model.safetensors")
+    for fmt, name in (("onnx", "g.onnx"), ("torchscript", "g.pt")):
+        assert main(["export", str(weights), "--format", fmt, "--out", str(tmp_path / name), "--direction", "b2a"]) == 0
+        assert "max abs difference" in capsys.readouterr().out
+        assert (tmp_path / name).stat().st_size > 0

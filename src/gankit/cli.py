@@ -77,6 +77,20 @@ def _add_bench_parser(sub) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
 
 
+def _add_export_parser(sub) -> None:
+    p = sub.add_parser("export", help="export a generator to ONNX or TorchScript (runs without gankit)",
+                       description="Export one generator of MODEL (run folder, model.safetensors or checkpoint) "
+                       "to a file taking (N, C, H, W) float32 in [-1, 1]; H and W must be multiples of the "
+                       "generator's size_multiple (stored in the file's metadata).")  # fmt: skip
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("--format", dest="fmt", choices=("onnx", "torchscript"), required=True)
+    p.add_argument("--out", required=True, help="output file (.onnx or .pt)")
+    p.add_argument("--direction", choices=("a2b", "b2a"), default="a2b")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument("--static", action="store_true", help="fix the input shape to 1 x C x size x size")
+    p.add_argument("--no-check", action="store_true", help="skip comparing the exported file with PyTorch")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gankit", description="Unpaired image-to-image translation (CycleGAN).")
     parser.add_argument("--version", action="store_true", help="print the version")
@@ -85,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_parser(sub)
     _add_translate_parser(sub)
     _add_bench_parser(sub)
+    _add_export_parser(sub)
     from gankit.metrics.cli import add_eval_arguments
 
     add_eval_arguments(
@@ -122,7 +137,7 @@ def cmd_train(args) -> int:
 
 def demo_config(dataset: str, data_root: str | None, out: str | None, steps: int | None, size: int | None,
                 device: str = "auto") -> CycleGANConfig:  # fmt: skip
-    from gankit.training.loop import domain_pair
+    from gankit.training.data import domain_pair
 
     base = CycleGANConfig(dataset=dataset, data_root=data_root, device=device)
     pair = domain_pair(base, "train")
@@ -132,7 +147,7 @@ def demo_config(dataset: str, data_root: str | None, out: str | None, steps: int
 
 
 def cmd_demo(args) -> int:
-    from gankit.training.checkpoint import list_checkpoints
+    from gankit.io import list_checkpoints
     from gankit.training.loop import train
 
     config = demo_config(args.dataset, args.data_root, args.out, args.steps, args.size, args.device)
@@ -200,6 +215,23 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from gankit.inference.export import check_export, export_generator
+    from gankit.models.cyclegan import CycleGAN
+
+    model = CycleGAN.load(args.model)
+    path = export_generator(model, args.direction, args.fmt, Path(args.out), opset=args.opset,
+                            dynamic=not args.static)  # fmt: skip
+    print(f"wrote {path}")
+    if not args.no_check:
+        diff = check_export(model, args.direction, path)
+        print(f"max abs difference to PyTorch: {diff:.2e}")
+        if diff > 1e-3:
+            print("gankit: error: exported model differs from PyTorch", file=sys.stderr)
+            return 1
+    return 0
+
+
 def cmd_recipes(_args) -> int:
     from gankit.data.recipes import list_recipes
 
@@ -219,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     from gankit.metrics.cli import run_eval
 
     commands = {"train": cmd_train, "demo": cmd_demo, "translate": cmd_translate, "eval": run_eval,
-                "bench": cmd_bench, "recipes": cmd_recipes}  # fmt: skip
+                "bench": cmd_bench, "export": cmd_export, "recipes": cmd_recipes}  # fmt: skip
     if args.command not in commands:
         parser.print_help()
         return 2

@@ -4,17 +4,15 @@ import pytest
 import torch
 
 from gankit.errors import CheckpointError
-from gankit.training.checkpoint import (
+from gankit.io import (
     atomic_torch_save,
     atomic_write_text,
     list_checkpoints,
     load_safetensors,
-    prune_checkpoints,
-    rng_state,
     safe_torch_load,
     save_safetensors,
-    set_rng_state,
 )
+from gankit.training.checkpoint import prune_checkpoints, rng_state, set_rng_state
 from gankit.training.pool import ImagePool
 from gankit.training.schedules import lr_factor
 

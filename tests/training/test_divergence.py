@@ -5,8 +5,8 @@ import torch
 
 from gankit.config import CycleGANConfig
 from gankit.errors import TrainingDiverged
+from gankit.io import list_checkpoints, safe_torch_load
 from gankit.models.cyclegan import CycleGAN
-from gankit.training.checkpoint import list_checkpoints, safe_torch_load
 from gankit.training.loop import resume, train
 
 

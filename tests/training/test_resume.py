@@ -8,7 +8,7 @@ import time
 
 import torch
 
-from gankit.training.checkpoint import list_checkpoints, load_safetensors, safe_torch_load
+from gankit.io import list_checkpoints, load_safetensors, safe_torch_load
 
 STEPS, HALF = 40, 20
 

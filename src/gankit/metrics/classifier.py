@@ -33,7 +33,7 @@ from gankit.data.sources import (
     ZipSource,
 )
 from gankit.errors import CheckpointError, DataError
-from gankit.training.checkpoint import atomic_write_text, load_safetensors, save_safetensors
+from gankit.io import atomic_write_text, load_safetensors, save_safetensors
 
 RELIABLE_ACCURACY = 0.95
 CACHE_VERSION = 1

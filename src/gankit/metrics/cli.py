@@ -107,7 +107,7 @@ def run_eval(args: argparse.Namespace) -> int:
                 train = folder_pair(args.train_a, args.train_b, ca, cb, name=test.name)
         else:
             # the model's own data by default; --swap runs are scored in their own A/B orientation
-            from gankit.training.loop import domain_pair
+            from gankit.training.data import domain_pair
 
             data = model.config
             if args.dataset:

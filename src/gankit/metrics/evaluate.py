@@ -33,6 +33,7 @@ from gankit.data.recipes import DomainPair
 from gankit.data.sources import FileSource, ImageSource
 from gankit.data.transforms import EvalTransform
 from gankit.errors import ConfigError
+from gankit.io import atomic_write_text
 from gankit.metrics.classifier import (
     RELIABLE_ACCURACY,
     ClassifierConfig,
@@ -44,7 +45,6 @@ from gankit.metrics.classifier import (
 from gankit.metrics.fid import KID_SUBSET_SIZE, KID_SUBSETS, fid_from_features, kid
 from gankit.metrics.image_quality import psnr, ssim
 from gankit.metrics.inception import InceptionExtractor, inception_score
-from gankit.training.checkpoint import atomic_write_text
 
 GRID_CASES = 4
 Log = Callable[[str], None]

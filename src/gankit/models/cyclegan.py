@@ -18,9 +18,9 @@ from torch import nn
 
 from gankit.config import CycleGANConfig
 from gankit.errors import CheckpointError
+from gankit.io import list_checkpoints, load_safetensors, safe_torch_load, save_safetensors
 from gankit.losses import AdversarialLoss, cycle_loss, gradient_penalty, identity_loss
 from gankit.nn import build_discriminator, build_generator, init_weights
-from gankit.training.checkpoint import list_checkpoints, load_safetensors, safe_torch_load, save_safetensors
 
 DIRECTIONS = ("a2b", "b2a")
 WEIGHTS_FORMAT = "gankit-cyclegan-1"

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from gankit.errors import CheckpointError
-from gankit.training.checkpoint import safe_torch_load
+from gankit.io import safe_torch_load
 
 _NORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 

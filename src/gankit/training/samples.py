@@ -27,7 +27,7 @@ class SampleWriter:
     """Writes ``samples/step_XXXXXXX.png`` and keeps ``losses.png`` and ``index.html`` current."""
 
     def __init__(self, trainer, run_dir: Path):
-        from gankit.training.loop import domain_pair
+        from gankit.training.data import domain_pair
 
         self.trainer, self.run_dir = trainer, Path(run_dir)
         c = trainer.config
