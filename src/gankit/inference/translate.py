@@ -19,15 +19,6 @@ from gankit.data.images import convert_image, list_images, load_image, pil_to_te
 from gankit.errors import GankitError
 from gankit.io import atomic_write_bytes, encode_image
 
-__all__ = [
-    "TranslateResult",
-    "pad_to_multiple",
-    "roundtrip_strip",
-    "translate_image",
-    "translate_paths",
-    "translate_tensor",
-]
-
 
 def _pad_axis(x: torch.Tensor, before: int, after: int, dim: int) -> torch.Tensor:
     if before == 0 and after == 0:
