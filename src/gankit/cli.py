@@ -56,7 +56,7 @@ def _add_translate_parser(sub) -> None:
     p.add_argument("--official", action="store_true", help="MODEL is an official pytorch-CycleGAN G_A .pth")
     p.add_argument("--official-b", default=None, help="with --official: the G_B .pth (default: sibling *G_B*)")
     p.add_argument("--official-blocks", type=int, default=9, help="with --official: resnet blocks (6 or 9)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
 
 
 def _add_bench_parser(sub) -> None:
@@ -166,15 +166,18 @@ def cmd_demo(args) -> int:
 def cmd_translate(args) -> int:
     from gankit.inference.translate import translate_paths
     from gankit.models.cyclegan import CycleGAN
+    from gankit.training.setup import resolve_device
+
+    device = resolve_device(args.device)
 
     if args.official:
         path_a = Path(args.model)
         path_b = Path(args.official_b) if args.official_b else path_a.with_name(path_a.name.replace("G_A", "G_B"))
         if path_b == path_a or not path_b.is_file():
             raise GankitError(f"{path_b}: G_B weights not found; pass --official-b FILE")
-        model = CycleGAN.load_official(path_a, path_b, device=args.device, blocks=args.official_blocks)
+        model = CycleGAN.load_official(path_a, path_b, device=device, blocks=args.official_blocks)
     else:
-        model = CycleGAN.load(args.model, device=args.device)
+        model = CycleGAN.load(args.model, device=device)
     result = translate_paths(model, args.inputs, args.out, direction=args.direction, roundtrip=args.roundtrip)
     print(f"wrote {len(result.written)} image(s) to {args.out}")
     for _, reason in result.failures:
