@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from gankit.data.images import tensor_to_pil
 from gankit.data.sources import (
     ArraySource,
     FileSource,
@@ -135,13 +136,7 @@ def load_uint8(source: ImageSource, size: int, indices=None) -> torch.Tensor:
 def tensor_to_uint8(x: torch.Tensor, size: int) -> torch.Tensor:
     """Generator output (N, C, H, W) in [-1, 1] -> uint8 (N, 3, size, size), quantized as a saved
     image would be, then resized like real images (see :func:`prepare`)."""
-    a = ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    out = []
-    for im in a:
-        arr = im.permute(1, 2, 0).numpy()
-        pil = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
-        out.append(prepare(pil, size))
-    return torch.from_numpy(np.stack(out))
+    return torch.from_numpy(np.stack([prepare(tensor_to_pil(im), size) for im in x]))
 
 
 def to_float(x: torch.Tensor) -> torch.Tensor:
