@@ -69,3 +69,17 @@ def test_cycle_identity_and_clip():
     nn.init.constant_(lin.weight, 3.0)
     clip_weights(lin, 0.01)
     assert lin.weight.abs().max().item() == pytest.approx(0.01)
+
+
+def test_label_noise_flips_the_requested_share_of_targets():
+    loss = AdversarialLoss("vanilla", real_label=0.9, label_noise=0.2)
+    g = torch.Generator().manual_seed(0)
+    real_t, fake_t = loss.targets(torch.zeros(20000), torch.zeros(20000), g)
+    assert abs((real_t == 0).float().mean().item() - 0.2) < 0.02
+    assert abs((fake_t == 0.9).float().mean().item() - 0.2) < 0.02
+    assert torch.allclose(real_t.unique(), torch.tensor([0.0, 0.9]))
+
+
+def test_no_label_noise_keeps_the_plain_targets():
+    real_t, fake_t = AdversarialLoss("lsgan").targets(torch.zeros(5), torch.zeros(5))
+    assert torch.equal(real_t, torch.ones(5)) and torch.equal(fake_t, torch.zeros(5))

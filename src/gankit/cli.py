@@ -28,6 +28,30 @@ def _add_train_parser(sub) -> None:
     c.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     c.add_argument("--no-progress", action="store_true", dest="no_progress_c", help="no progress bar")
     add_config_arguments(c, CycleGANConfig)
+    from gankit.training.companion import COMPANIONS, model_class
+
+    helps = {"cgan": "conditional GAN: draw a chosen digit (GANs in Action ch.8)",
+             "sgan": "semi-supervised GAN: a classifier from 100 labels (GANs in Action ch.7)",
+             "progan": "progressive GAN: 4 → 32 px by growing (Karras et al. 2018, GANs in Action ch.6)"}  # fmt: skip
+    for kind in COMPANIONS:
+        m = models.add_parser(kind, help=helps.get(kind, kind))
+        m.add_argument("--config", metavar="YAML", help="options from a YAML file (flags override it)")
+        m.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+        m.add_argument("--no-progress", action="store_true", dest="no_progress_c", help="no progress bar")
+        add_config_arguments(m, model_class(kind).config_class)
+
+
+def _add_sample_parser(sub) -> None:
+    p = sub.add_parser("sample", help="draw images from a trained cgan/sgan/progan run",
+                       description="Write a grid of new images from RUN: `gankit sample runs/cgan --label 7 --n 64`, "
+                       "or a latent-space interpolation grid with --interpolate.")  # fmt: skip
+    p.add_argument("model", metavar="RUN", help="run folder or its model.safetensors")
+    p.add_argument("--n", type=int, default=64, help="number of images (default 64)")
+    p.add_argument("--label", type=int, default=None, help="class to draw (conditional models)")
+    p.add_argument("--interpolate", action="store_true", help="latent-space interpolation grid")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="output PNG (default RUN/samples/sample-….png)")
+    p.add_argument("--device", default="auto")
 
 
 def _add_demo_parser(sub) -> None:
@@ -100,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_translate_parser(sub)
     _add_bench_parser(sub)
     _add_export_parser(sub)
+    _add_sample_parser(sub)
     from gankit.metrics.cli import add_eval_arguments
 
     add_eval_arguments(
@@ -115,23 +140,51 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args) -> int:
+    from gankit.training.companion import COMPANIONS, is_companion_run, model_class, resume_companion, train_companion
     from gankit.training.loop import resume, train
 
     progress = not (args.no_progress or getattr(args, "no_progress_c", False))
     if args.resume:
-        resume(args.resume, steps=args.steps, progress=progress)
+        if is_companion_run(args.resume):
+            resume_companion(args.resume, steps=args.steps, progress=progress)
+        else:
+            resume(args.resume, steps=args.steps, progress=progress)
         return 0
-    if args.model != "cyclegan":
-        print("usage: gankit train cyclegan [options]  |  gankit train --resume RUN_DIR", file=sys.stderr)
+    if args.model not in ("cyclegan", *COMPANIONS):
+        print(f"usage: gankit train {{cyclegan,{','.join(COMPANIONS)}}} [options]  |  gankit train --resume RUN_DIR",
+              file=sys.stderr)  # fmt: skip
         return 2
-    base = CycleGANConfig.load_yaml(args.config).to_dict() if args.config else None
-    config = config_from_args(CycleGANConfig, args, base)
+    cls = CycleGANConfig if args.model == "cyclegan" else model_class(args.model).config_class
+    base = cls.load_yaml(args.config).to_dict() if args.config else None
+    config = config_from_args(cls, args, base)
     if args.dry_run:
         import yaml
 
         print(yaml.safe_dump(config.to_dict(), sort_keys=False))
         return 0
-    train(config, progress=progress)
+    if args.model == "cyclegan":
+        train(config, progress=progress)
+    else:
+        train_companion(args.model, config, progress=progress)
+    return 0
+
+
+def cmd_sample(args) -> int:
+    import torch
+
+    from gankit.io import save_image_atomic
+    from gankit.training.companion import load_model
+
+    if args.n < 1:
+        raise GankitError(f"--n must be ≥ 1, got {args.n}")
+    model = load_model(args.model, device=args.device)
+    with torch.no_grad():
+        grid = model.sample(n=args.n, label=args.label, interpolate=args.interpolate, seed=args.seed)
+    run = Path(args.model) if Path(args.model).is_dir() else Path(args.model).parent
+    what = "interpolation" if args.interpolate else (f"label{args.label}" if args.label is not None else "random")
+    out = Path(args.out) if args.out else run / "samples" / f"sample-{what}-seed{args.seed}.png"
+    save_image_atomic(grid, out)
+    print(f"wrote {out}")
     return 0
 
 
@@ -254,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     from gankit.metrics.cli import run_eval
 
     commands = {"train": cmd_train, "demo": cmd_demo, "translate": cmd_translate, "eval": run_eval,
-                "bench": cmd_bench, "export": cmd_export, "recipes": cmd_recipes}  # fmt: skip
+                "bench": cmd_bench, "export": cmd_export, "recipes": cmd_recipes, "sample": cmd_sample}  # fmt: skip
     if args.command not in commands:
         parser.print_help()
         return 2

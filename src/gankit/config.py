@@ -29,8 +29,45 @@ def opt(default: Any, help: str, *, choices: tuple | None = None, group: str = "
     return field(**kw)
 
 
+class ConfigIO:
+    """YAML/dict (de)serialization shared by every run config: unknown keys and wrong types are
+    errors naming the file, never silently ignored."""
+
+    def validate(self):
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "config"):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown option(s) {', '.join(unknown)}")
+        return cls(**{k: coerce(cls, k, v, source) for k, v in data.items()}).validate()
+
+    def save_yaml(self, path: Path) -> None:
+        from gankit.io import atomic_write_text
+
+        atomic_write_text(Path(path), yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @classmethod
+    def load_yaml(cls, path: str | Path):
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML ({e})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping of option: value")
+        return cls.from_dict({k.replace("-", "_"): v for k, v in data.items()}, source=str(path))
+
+
 @dataclass
-class CycleGANConfig:
+class CycleGANConfig(ConfigIO):
     """Everything that defines a CycleGAN run (SPEC §1–§2). Defaults follow the paper and the
     official code: resnet-9 generator, 70x70 PatchGAN, LSGAN, λ_cyc = 10, λ_id = 0.5, Adam(2e-4,
     0.5, 0.999), pool of 50, constant then linearly decaying learning rate."""
@@ -121,35 +158,49 @@ class CycleGANConfig:
             raise ConfigError("pool_size, lambda_cyc and lambda_id must be ≥ 0")
         return self
 
-    # --- (de)serialization -------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> CycleGANConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"{source}: unknown option(s) {', '.join(unknown)}")
-        return cls(**{k: coerce(cls, k, v, source) for k, v in data.items()}).validate()
+@dataclass
+class CompanionConfig(ConfigIO):
+    """Options shared by the companion GANs of SPEC §5 (cgan, sgan, progan): data, the adversarial
+    game and its tricks (GANs in Action ch.5), optimization and the run. Each model subclasses it
+    with its own architecture options."""
 
-    def save_yaml(self, path: Path) -> None:
-        from gankit.io import atomic_write_text
+    # data
+    dataset: str = opt("mnist", "dataset: mnist, or cifar10 where the model supports it", group="data")
+    data_root: str | None = opt(None, "data folder (default $GANKIT_DATA or ../shared/data)", group="data")
+    # the game (GANs in Action ch.5)
+    gan_loss: str = opt("vanilla", "adversarial game (vanilla = non-saturating)", choices=GAN_LOSSES, group="loss")
+    n_critic: int = opt(1, "discriminator steps per generator step", group="loss")
+    label_smoothing: float = opt(0.0, "one-sided label smoothing: real target 1 − s", group="loss")
+    label_noise: float = opt(0.0, "noisy labels: probability of flipping each real/fake target for D", group="loss")
+    gp_weight: float = opt(10.0, "gradient-penalty weight for wgan-gp", group="loss")
+    clip: float = opt(0.01, "weight clipping for --gan-loss wgan", group="loss")
+    # optimization
+    lr: float = opt(2e-4, "generator learning rate", group="optim")
+    lr_d: float | None = opt(None, "discriminator learning rate (default --lr)", group="optim")
+    beta1: float = opt(0.5, "Adam β1", group="optim")
+    beta2: float = opt(0.999, "Adam β2", group="optim")
+    # run
+    steps: int = opt(2000, "training iterations (generator updates)", group="run")
+    batch_size: int = opt(64, "images per iteration", group="run")
+    seed: int = opt(0, "random seed", group="run")
+    device: str = opt("auto", "cpu, cuda, cuda:N or auto", group="run")
+    threads: int | None = opt(None, "CPU threads for torch (default: torch's choice)", group="run")
+    checkpoint_every: int = opt(1000, "steps between resumable checkpoints", group="run")
+    keep_checkpoints: int = opt(2, "how many of the newest checkpoints to keep", group="run")
+    sample_every: int = opt(250, "steps between sample grids", group="run")
+    log_every: int = opt(10, "steps between loss log rows", group="run")
+    out: str = opt("runs/gan", "run folder", group="run")
 
-        atomic_write_text(Path(path), yaml.safe_dump(self.to_dict(), sort_keys=False))
-
-    @classmethod
-    def load_yaml(cls, path: str | Path) -> CycleGANConfig:
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML ({e})") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping of option: value")
-        return cls.from_dict({k.replace("-", "_"): v for k, v in data.items()}, source=str(path))
+    def validate(self):
+        if self.gan_loss not in GAN_LOSSES:
+            raise ConfigError(f"gan_loss={self.gan_loss!r} is not one of {GAN_LOSSES}")
+        for name in ("steps", "batch_size", "checkpoint_every", "sample_every", "log_every", "n_critic"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        if not (0.0 <= self.label_smoothing < 1.0 and 0.0 <= self.label_noise < 0.5):
+            raise ConfigError("label_smoothing must be in [0, 1) and label_noise in [0, 0.5)")
+        return self
 
 
 def _base_type(tp: Any) -> tuple[Any, bool]:

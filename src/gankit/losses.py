@@ -27,25 +27,40 @@ class AdversarialLoss:
       ``wgan`` with weight clipping and ``wgan-gp`` with :func:`gradient_penalty`.
     - ``hinge``: Lim & Ye 2017, Miyato et al. 2018.
 
-    ``real_label`` below 1 is one-sided label smoothing (Salimans et al. 2016), used by the
-    probability games only.
+    ``real_label`` below 1 is one-sided label smoothing (Salimans et al. 2016); ``label_noise`` is the
+    probability of flipping each real/fake target of the discriminator ("noisy labels", GANs in
+    Action §5.4). Both apply to the target-based games (lsgan, vanilla, minimax) only; the critic
+    games (wgan, wgan-gp, hinge) have no targets to soften.
     """
 
     kind: str = "lsgan"
     real_label: float = 1.0
+    label_noise: float = 0.0
 
     def __post_init__(self):
         if self.kind not in GAN_LOSSES:
             raise ValueError(f"unknown GAN loss {self.kind!r}; choose one of {GAN_LOSSES}")
 
-    def d_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    def targets(self, real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None = None):
+        """(real target, fake target) for the discriminator, smoothed and, with ``label_noise``,
+        flipped at random (drawn from ``generator`` so runs stay reproducible)."""
+        real_t = torch.full_like(real, self.real_label)
+        fake_t = torch.zeros_like(fake)
+        if self.label_noise > 0:
+            flip_r = torch.rand(real.shape, generator=generator, device=real.device) < self.label_noise
+            flip_f = torch.rand(fake.shape, generator=generator, device=fake.device) < self.label_noise
+            real_t = torch.where(flip_r, torch.zeros_like(real_t), real_t)
+            fake_t = torch.where(flip_f, torch.full_like(fake_t, self.real_label), fake_t)
+        return real_t, fake_t
+
+    def d_loss(self, real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         real, fake = real.float(), fake.float()
-        if self.kind == "lsgan":
-            real_target = torch.full_like(real, self.real_label)
-            return 0.5 * (F.mse_loss(real, real_target) + F.mse_loss(fake, torch.zeros_like(fake)))
-        if self.kind in ("vanilla", "minimax"):
-            r = F.binary_cross_entropy_with_logits(real, torch.full_like(real, self.real_label))
-            f = F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
+        if self.kind in ("lsgan", "vanilla", "minimax"):
+            real_t, fake_t = self.targets(real, fake, generator)
+            if self.kind == "lsgan":
+                return 0.5 * (F.mse_loss(real, real_t) + F.mse_loss(fake, fake_t))
+            r = F.binary_cross_entropy_with_logits(real, real_t)
+            f = F.binary_cross_entropy_with_logits(fake, fake_t)
             return 0.5 * (r + f)
         if self.kind in ("wgan", "wgan-gp"):
             return fake.mean() - real.mean()

@@ -56,8 +56,43 @@ def _log(msg: str) -> None:
     print(f"[eval] {msg}", file=sys.stderr, flush=True)
 
 
+COMPANION_EVALUATORS = {
+    "cgan": "gankit.metrics.digits:evaluate_cgan",
+    "sgan": "gankit.metrics.digits:evaluate_sgan",
+    "progan": "gankit.metrics.cifar:evaluate_progan",
+}
+"""Model kind → ``module:function(model, out_dir, *, data_root, device, cache_dir, log) -> Report``."""
+
+
+def run_companion_eval(args: argparse.Namespace) -> int:
+    """``gankit eval RUN`` for a cgan/sgan/progan run: the model's own evaluator writes the report."""
+    import importlib
+
+    from gankit.metrics.classifier import default_cache_dir
+    from gankit.metrics.evaluate import format_table, write_report
+    from gankit.training.companion import load_model
+
+    model = load_model(args.model, device=args.device)
+    module, name = COMPANION_EVALUATORS[model.kind].split(":")
+    evaluate = getattr(importlib.import_module(module), name)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    rep = evaluate(model, out, data_root=args.data_root, device=model.device, cache_dir=cache_dir, log=_log)
+    rep.info.setdefault("model", str(args.model))
+    rep.info.setdefault("kind", model.kind)
+    metrics = write_report(rep, out)
+    print(format_table(metrics, rep.descriptions))
+    print(f"\nreport: {out / 'report.html'}")
+    return 0
+
+
 def run_eval(args: argparse.Namespace) -> int:
     from gankit.data.recipes import folder_pair, load_recipe
+    from gankit.training.companion import is_companion_run
+
+    if args.model and is_companion_run(args.model):
+        return run_companion_eval(args)
     from gankit.metrics.classifier import default_cache_dir, train_domain_classifier
     from gankit.metrics.evaluate import evaluate_folders, evaluate_model, format_table
 

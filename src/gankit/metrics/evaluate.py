@@ -56,6 +56,8 @@ class Report:
     info: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     grids: list[tuple[str, str]] = field(default_factory=list)  # (title, file name)
+    descriptions: dict[str, str] = field(default_factory=dict)  # metric → meaning, beyond DESCRIPTIONS
+    title: str = "gankit eval"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -275,7 +277,7 @@ def evaluate_model(
     ):
         name = rep.info.get(f"score_{d}", score_name)
         rep.grids += _best_worst(out_dir, d, inp, fake, rec, np.asarray(score), name)
-    return _write(rep, out_dir)
+    return write_report(rep, out_dir)
 
 
 def _finite_mean(values: torch.Tensor) -> float:
@@ -388,7 +390,7 @@ def evaluate_folders(
             m["psnr"], m["ssim"] = _finite_mean(psnr(f, r)), float(ssim(f, r).mean())
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return _write(rep, out_dir)
+    return write_report(rep, out_dir)
 
 
 def _same_size(*sources: FileSource) -> bool:
@@ -448,16 +450,20 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def format_table(metrics: dict[str, Any]) -> str:
+def format_table(metrics: dict[str, Any], descriptions: dict[str, str] | None = None) -> str:
     """Plain-text table of metrics: name, value, description."""
+    descriptions = {**DESCRIPTIONS, **(descriptions or {})}
     width = max((len(k) for k in metrics), default=6)
     lines = [f"{'metric':<{width}}  {'value':>10}  description", "-" * (width + 40)]
     for k, v in metrics.items():
-        lines.append(f"{k:<{width}}  {_fmt(v):>10}  {DESCRIPTIONS.get(k, '')}".rstrip())
+        lines.append(f"{k:<{width}}  {_fmt(v):>10}  {descriptions.get(k, '')}".rstrip())
     return "\n".join(lines)
 
 
-def _write(rep: Report, out_dir: Path) -> dict[str, Any]:
+def write_report(rep: Report, out_dir: Path) -> dict[str, Any]:
+    """``out_dir/report.json`` (``{"metrics": …, "info": …}``) and ``report.html``, written atomically."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     rep.metrics = {k: _json_value(v) for k, v in rep.metrics.items()}
     atomic_write_text(out_dir / "report.json", json.dumps(rep.to_json(), indent=2, default=str))
     atomic_write_text(out_dir / "report.html", _html(rep))
@@ -466,8 +472,9 @@ def _write(rep: Report, out_dir: Path) -> dict[str, Any]:
 
 def _html(rep: Report) -> str:
     e = html.escape
+    descriptions = {**DESCRIPTIONS, **rep.descriptions}
     rows = "\n".join(
-        f"<tr><td><code>{e(k)}</code></td><td class=num>{e(_fmt(v))}</td><td>{e(DESCRIPTIONS.get(k, ''))}</td></tr>"
+        f"<tr><td><code>{e(k)}</code></td><td class=num>{e(_fmt(v))}</td><td>{e(descriptions.get(k, ''))}</td></tr>"
         for k, v in rep.metrics.items()
     )
     info = "\n".join(f"<li>{e(k)}: {e(json.dumps(v, default=str))}</li>" for k, v in rep.info.items())
@@ -476,11 +483,11 @@ def _html(rep: Report) -> str:
         f"<figure><img src='{e(f)}' alt='{e(t)}'><figcaption>{e(t)}</figcaption></figure>" for t, f in rep.grids
     )
     return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>gankit eval</title>
+<html><head><meta charset="utf-8"><title>{e(rep.title)}</title>
 <style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:2px 10px}} .num{{text-align:right}}
 table{{border-collapse:collapse}} tr:nth-child(even){{background:#f3f3f3}} figure{{display:inline-block}}
 .notes{{color:#a33}}</style></head><body>
-<h1>gankit eval</h1>
+<h1>{e(rep.title)}</h1>
 <table><tr><th>metric</th><th>value</th><th>description</th></tr>
 {rows}
 </table>
