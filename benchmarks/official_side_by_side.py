@@ -4,7 +4,9 @@
 Both train with the official defaults (resnet 9 blocks, 3-layer PatchGAN, instance norm, LSGAN,
 λ 10, identity 0.5, pool 50, Adam 2e-4 β1 0.5, N(0, 0.02) init, batch 1) on the same random batches
 in [-1, 1]. Timed iterations alternate between the two (and which goes first), so load from other
-processes on the machine hits both alike; the figure to read is the ratio of the medians.
+processes on the machine hits both alike; the figure to read is the ratio of the medians. The
+ratio of median process CPU times (all threads) is printed too: on a machine shared with other
+jobs it is the steadier of the two, as long as both sides use the same thread count.
 
 By default gankit starts from the official networks' initial weights (mapped by position), so the
 two runs are the same computation: until the image pools are full (``pool_size`` iterations) both
@@ -118,6 +120,7 @@ def official_step(model, a: torch.Tensor, b: torch.Tensor) -> dict[str, float]:
 
 def gankit_step(trainer: Trainer, a: torch.Tensor, b: torch.Tensor) -> dict[str, float]:
     t = trainer.train_step(a, b)
+    t = {k: v.detach() for k, v in t.items()}
     return {"G_total": float(t["G_total"]), "D": float(t["D_a"]) + float(t["D_b"]),
             "cycle": float(t["cycle_a"]) + float(t["cycle_b"])}  # fmt: skip
 
@@ -148,28 +151,38 @@ def run_size(args, size: int, overrides: dict) -> dict[str, Any]:
                    "gankit": lambda a, b: gankit_step(trainer, a, b)}  # fmt: skip
         losses: dict[str, list[dict[str, float]]] = {"official": [], "gankit": []}
         times: dict[str, list[float]] = {"official": [], "gankit": []}
+        cpu: dict[str, list[float]] = {"official": [], "gankit": []}  # process CPU seconds, all threads
         flops = {}
         order = ["official", "gankit"]
-        step = 0
+        last: dict[str, float] = {}
+        warm: dict[int, dict[str, float]] = {}
         for it in range(args.warmup + args.iters):
+            step = it
             a, b = batches[step % len(batches)]
             for name in order if it % 2 == 0 else order[::-1]:
-                t0 = time.perf_counter()
-                if step == 0:  # the first step of each is counted, not timed
+                t0, c0 = time.perf_counter(), time.process_time()
+                if step == 0:  # the first step of each is counted, not timed (gankit's eagerly: same ops)
                     with_losses = {}
-                    flops[name] = counted_flops(lambda: with_losses.update(runners[name](a, b)))  # noqa: B023
+                    with trainer.model.eager_passes() if name == "gankit" else contextlib.nullcontext():
+                        flops[name] = counted_flops(lambda: with_losses.update(runners[name](a, b)))  # noqa: B023
                     out = with_losses
                 else:
                     out = runners[name](a, b)
-                dt = time.perf_counter() - t0
+                dt, dc = time.perf_counter() - t0, time.process_time() - c0
+                last[name] = dt
                 losses[name].append(out)
                 if it >= args.warmup:
                     times[name].append(dt)
-            step += 1
-            if it >= args.warmup:
+                    cpu[name].append(dc)
+            if it < args.warmup:
+                warm[it] = dict(last)
+                print(f"  {size}px warm-up {it + 1}/{args.warmup}: official {last['official']:.3f}s "
+                      f"gankit {last['gankit']:.3f}s (includes any compilation)", flush=True)  # fmt: skip
+            else:
                 print(f"  {size}px iter {it - args.warmup + 1}/{args.iters}: official {times['official'][-1]:.3f}s "
                       f"gankit {times['gankit'][-1]:.3f}s", flush=True)  # fmt: skip
     med = {k: statistics.median(v) for k, v in times.items()}
+    med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
     same_fakes = min(len(losses["official"]), 50)  # until the pools are full both see the same fakes
     rel = {
         key: max(abs(o[key] - g[key]) / max(abs(o[key]), 1e-12)
@@ -182,7 +195,11 @@ def run_size(args, size: int, overrides: dict) -> dict[str, Any]:
         "size": size, "batch_size": args.batch_size, "blocks": args.blocks, "threads": args.threads,
         "iters": args.iters, "warmup": args.warmup, "gankit_overrides": overrides,
         "official_s": med["official"], "gankit_s": med["gankit"], "ratio": med["official"] / med["gankit"],
+        "official_cpu_s": med_cpu["official"], "gankit_cpu_s": med_cpu["gankit"],
+        "cpu_ratio": med_cpu["official"] / med_cpu["gankit"],
+        "warmup_s": list(warm.values()),
         "official_times": times["official"], "gankit_times": times["gankit"],
+        "official_cpu_times": cpu["official"], "gankit_cpu_times": cpu["gankit"],
         "official_flops": flops["official"], "gankit_flops": flops["gankit"],
         "same_init": not args.own_init, "loss_max_rel_diff": rel if not args.own_init else None,
         "g_loss_rel_diff_per_step": per_step if not args.own_init else None,
@@ -207,7 +224,12 @@ def main() -> None:
     p.add_argument("--size", type=int, nargs="+", default=[128])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--iters", type=int, default=8, help="timed iterations of each")
-    p.add_argument("--warmup", type=int, default=2, help="untimed iterations of each (the first is FLOP-counted)")
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=2,
+        help="untimed iterations of each (the first is FLOP-counted; with compile=true use ≥ 2)",
+    )
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--blocks", type=int, default=9, choices=(6, 9))
     p.add_argument("--seed", type=int, default=0)
@@ -219,13 +241,15 @@ def main() -> None:
         raise SystemExit("--warmup must be ≥ 1 (the first iteration is FLOP-counted, not timed)")
     overrides = parse_overrides(args.gankit)
     rows = [run_size(args, size, overrides) for size in args.size]
-    print(f"\n{'size':>5} {'official s/it':>14} {'gankit s/it':>12} {'ratio':>7} {'conv TFLOP off/gk':>18} "
+    print(f"\n{'size':>5} {'official s/it':>14} {'gankit s/it':>12} {'ratio':>7} {'CPU-time ratio':>15} "
+          f"{'conv TFLOP off/gk':>18} "
           f"{'loss max rel diff (G, D)':>25}")  # fmt: skip
     for r in rows:
         conv = f"{r['official_flops']['conv_tflop']:.3f}/{r['gankit_flops']['conv_tflop']:.3f}"
         diff = (f"{r['loss_max_rel_diff']['G_total']:.1e}, {r['loss_max_rel_diff']['D']:.1e}"
                 if r["loss_max_rel_diff"] else "n/a (own init)")  # fmt: skip
-        print(f"{r['size']:>5} {r['official_s']:>14.3f} {r['gankit_s']:>12.3f} {r['ratio']:>6.3f}x {conv:>18} "
+        print(f"{r['size']:>5} {r['official_s']:>14.3f} {r['gankit_s']:>12.3f} {r['ratio']:>6.3f}x "
+              f"{r['cpu_ratio']:>14.3f}x {conv:>18} "
               f"{diff:>25}")  # fmt: skip
     meta = {"machine": platform.processor() or platform.machine(), "torch": torch.__version__,
             "threads": torch.get_num_threads(), "command": " ".join(sys.argv)}  # fmt: skip

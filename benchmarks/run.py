@@ -1,8 +1,9 @@
 """Speed table of gankit on this machine: training iterations at 64/128/256 px for resnet 6/9 blocks
-+ PatchGAN, inference at 256/512/1024 px, and the attainable conv rate. Prints a table and writes
-JSON (default benchmarks/results-<device>.json).
++ PatchGAN at batch 1 and the other batch sizes of ``--batches`` (the fastest per image is marked),
+inference at 256/512/1024 px, and the attainable conv rate. Prints a table and writes JSON (default
+benchmarks/results-<device>.json).
 
-    python benchmarks/run.py [--quick] [--device cuda] [--out FILE]
+    python benchmarks/run.py [--quick] [--device cuda] [--batches 1 2 4] [--out FILE]
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ def main() -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--quick", action="store_true", help="64 px training and 256 px inference only")
     p.add_argument("--iters", type=int, default=3)
+    p.add_argument("--batches", type=int, nargs="+", default=[1, 2, 4], help="batch sizes to time (resnet-9)")
     p.add_argument("--out", default=None)
     args = p.parse_args()
     dev = resolve_device(args.device)
@@ -32,8 +34,12 @@ def main() -> None:
     rows = []
     for size in train_sizes:
         for blocks in (6, 9):
-            rows.append(bench_train(size=size, blocks=blocks, iters=args.iters, warmup=1, device=str(dev)))
-            print(format_rows(rows[-1:]), flush=True)
+            for batch in sorted({1, *args.batches}) if blocks == 9 else [1]:
+                rows.append(bench_train(size=size, blocks=blocks, batch_size=batch, iters=args.iters, warmup=1,
+                                        device=str(dev)))  # fmt: skip
+                print(format_rows(rows[-1:]), flush=True)
+        same = [r for r in rows if r["bench"] == "train" and r["size"] == size and r["blocks"] == 9]
+        max(same, key=lambda r: r["images_per_s"])["fastest_batch"] = True
     for size in infer_sizes:
         rows.append(bench_infer(size=size, iters=args.iters, warmup=1, device=str(dev)))
     conv = {"bench": "conv", "gflops": attainable_conv_gflops(dev),

@@ -81,6 +81,13 @@ def _add_translate_parser(sub) -> None:
     p.add_argument("--official-b", default=None, help="with --official: the G_B .pth (default: sibling *G_B*)")
     p.add_argument("--official-blocks", type=int, default=9, help="with --official: resnet blocks (6 or 9)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--tile", type=int, default=None, metavar="N",
+                   help="translate in N x N pixel tiles, in memory bounded by the tile size; instance-norm "
+                   "statistics stay those of the whole image, so there are no seams (0 = never tile; default: "
+                   "tile when the one-piece pass would exceed --max-memory)")  # fmt: skip
+    p.add_argument("--max-memory", default=None, metavar="SIZE",
+                   help="memory a one-piece pass may use before tiling automatically, e.g. 4G or 800M "
+                   "(default: half the available memory)")  # fmt: skip
 
 
 def _add_bench_parser(sub) -> None:
@@ -217,6 +224,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_translate(args) -> int:
+    from gankit.inference.tiled import parse_bytes
     from gankit.inference.translate import translate_paths
     from gankit.models.cyclegan import CycleGAN
     from gankit.training.setup import resolve_device
@@ -231,7 +239,14 @@ def cmd_translate(args) -> int:
         model = CycleGAN.load_official(path_a, path_b, device=device, blocks=args.official_blocks)
     else:
         model = CycleGAN.load(args.model, device=device)
-    result = translate_paths(model, args.inputs, args.out, direction=args.direction, roundtrip=args.roundtrip)
+    max_memory = parse_bytes(args.max_memory) if args.max_memory is not None else None
+    if args.tile is not None and args.tile < 0:
+        raise GankitError(f"--tile must be 0 (never tile) or a positive number of pixels, got {args.tile}")
+    result = translate_paths(model, args.inputs, args.out, direction=args.direction, roundtrip=args.roundtrip,
+                             tile=args.tile, max_memory=max_memory)  # fmt: skip
+    for path, tile in result.tiled:
+        how = "as asked" if args.tile else "the one-piece pass would exceed the memory budget"
+        print(f"tiled {path} in {tile} px tiles ({how}; whole-image statistics, no seams)")
     print(f"wrote {len(result.written)} image(s) to {args.out}")
     for _, reason in result.failures:
         print(f"error: {reason}", file=sys.stderr)

@@ -133,6 +133,8 @@ class CycleGANConfig(ConfigIO):
     amp: str = opt("off", "mixed precision: off, bf16, fp16 (cuda) or auto", choices=("off", "bf16", "fp16", "auto"),
                    group="run")  # fmt: skip
     threads: int | None = opt(None, "CPU threads for torch (default: torch's choice)", group="run")
+    compile: bool = opt(False, "torch.compile the networks for the training step (inductor; needs a C++ compiler "
+                        "on CPU; minutes of compilation at start, faster iterations after)", group="run")  # fmt: skip
     checkpoint_every: int = opt(1000, "steps between resumable checkpoints", group="run")
     keep_checkpoints: int = opt(2, "how many of the newest checkpoints to keep", group="run")
     sample_every: int = opt(200, "steps between sample grids", group="run")

@@ -3,6 +3,11 @@
 Generators only accept sizes divisible by their ``size_multiple`` (their stride-2 stages must
 invert exactly), so inputs are padded by reflection — which continues the picture rather than
 adding a dark frame the network never saw — and the result is cropped back to the input size.
+
+Images too large for one pass are translated in tiles by :mod:`gankit.inference.tiled`, which keeps
+the whole-image instance-norm statistics, so the result has no seams and equals the one-piece
+output up to float rounding; ``tile=None`` (the default) tiles only when the one-piece pass would
+exceed the memory budget.
 """
 
 from __future__ import annotations
@@ -54,15 +59,65 @@ def _generator_device_dtype(generator: nn.Module) -> tuple[torch.device | None, 
     return None, None
 
 
-def translate_tensor(generator: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def memory_budget(generator: nn.Module, max_memory: int | None = None) -> int:
+    """Bytes a one-piece pass may use: ``max_memory`` if given, else half the free GPU memory for a
+    CUDA generator or half the available RAM otherwise."""
+    from gankit.inference.tiled import default_memory_budget
+
+    if max_memory is not None:
+        return int(max_memory)
+    device, _ = _generator_device_dtype(generator)
+    if device is not None and device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return free // 2
+    return default_memory_budget()
+
+
+def plan_tile(
+    generator: nn.Module, shape: tuple[int, ...], tile: int | None = None, max_memory: int | None = None
+) -> int:
+    """Tile size :func:`translate_tensor` will use for a (N, C, H, W) or (C, H, W) input: 0 for one
+    piece. ``tile=None`` decides from the memory budget; an explicit tile larger than the image is
+    one piece too (a single tile is the whole image)."""
+    from gankit.inference.tiled import choose_tile, is_tileable
+
+    *lead, c, h, w = shape
+    n = lead[0] if lead else 1
+    if tile is None:
+        budget = memory_budget(generator, max_memory)
+        tile = choose_tile(generator, (c, h, w), None, budget // max(n, 1))
+        if tile and not is_tileable(generator):
+            tile = 0
+    return tile if tile > 0 and max(h, w) > tile else 0
+
+
+def translate_tensor(
+    generator: nn.Module, x: torch.Tensor, *, tile: int | None = None, max_memory: int | None = None
+) -> torch.Tensor:
     """(N, C, H, W) in [-1, 1] of any H, W → (N, C_out, H, W), on the generator's device.
 
     Runs in eval mode (batch norm uses its running statistics, dropout is off) and restores each
     submodule's previous mode afterwards, so it is safe to call in the middle of training. Images
     so small that the bottleneck would be a single pixel are padded to a larger multiple.
+
+    ``tile``: translate in ``tile`` × ``tile`` pixel tiles with exact whole-image statistics
+    (:func:`gankit.inference.tiled.translate_tiled`); 0 = always one piece; ``None`` = tile only when
+    the one-piece pass would need more than ``max_memory`` bytes (default: :func:`memory_budget`).
+    Tiling raises :class:`~gankit.inference.tiled.TilingUnsupported` for generators it cannot tile
+    exactly (U-Nets).
     """
     if x.ndim != 4:
         raise ValueError(f"expected an (N, C, H, W) tensor, got shape {tuple(x.shape)}")
+    if tile:
+        from gankit.inference.tiled import check_tileable
+
+        check_tileable(generator)
+    use_tile = plan_tile(generator, tuple(x.shape), tile, max_memory)
+    if use_tile:
+        from gankit.inference.tiled import DEFAULT_RAM_BYTES, translate_tiled
+
+        ram = DEFAULT_RAM_BYTES if max_memory is None else min(DEFAULT_RAM_BYTES, int(max_memory) // 8)
+        return translate_tiled(generator, x, use_tile, ram_bytes=ram)
     device, dtype = _generator_device_dtype(generator)
     if device is not None:
         x = x.to(device=device, dtype=dtype)
@@ -91,14 +146,25 @@ def translate_tensor(generator: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return y[..., top : top + h, left : left + w].clone()
 
 
-def translate_image(generator: nn.Module, image: Image.Image, in_channels: int) -> Image.Image:
+def translate_image(
+    generator: nn.Module,
+    image: Image.Image,
+    in_channels: int,
+    *,
+    tile: int | None = None,
+    max_memory: int | None = None,
+) -> Image.Image:
     """Translate one PIL image of any mode (L, LA, P, RGBA, CMYK, 16-bit…) and size.
 
     The image is first made upright "L"/"RGB" with ``in_channels`` channels (what the generator
     was trained on); the result has that image's size and is "L" or "RGB" by output channels.
+    ``tile``/``max_memory`` as in :func:`translate_tensor`.
     """
     img = convert_image(image, in_channels)
-    y = translate_tensor(generator, pil_to_tensor(img)[None])
+    x = pil_to_tensor(img)[None]
+    del img
+    y = translate_tensor(generator, x, tile=tile, max_memory=max_memory)
+    del x
     return tensor_to_pil(y[0])
 
 
@@ -109,6 +175,8 @@ class TranslateResult:
 
     written: list[Path] = field(default_factory=list)
     failures: list[tuple[Path, str]] = field(default_factory=list)
+    tiled: list[tuple[Path, int]] = field(default_factory=list)
+    """``(input, tile size)`` of the images translated in tiles."""
 
     @property
     def ok(self) -> bool:
@@ -160,20 +228,30 @@ def translate_paths(
     roundtrip: bool = False,
     suffix: str = ".png",
     progress: bool | None = None,
+    tile: int | None = None,
+    max_memory: int | None = None,
 ) -> TranslateResult:
     """Translate files and folders (searched recursively) into ``out_dir``.
 
     ``photo.jpg`` becomes ``photo_a2b.png`` (and with ``roundtrip`` also ``photo_a2b_roundtrip.png``,
     real | translated | reconstructed). Each output is written atomically, so an interrupted run
     never leaves a half-written image; unreadable inputs are recorded in ``failures`` and skipped.
-    ``progress=None`` shows a bar when there is more than one input.
+    ``progress=None`` shows a bar when there is more than one input. ``tile`` and ``max_memory`` as
+    in :func:`translate_tensor` (``None``: tile the images whose one-piece pass would not fit);
+    an explicit tile with a generator that cannot be tiled raises before anything is read.
     """
     from tqdm.auto import tqdm
+
+    from gankit.inference.tiled import check_tileable
 
     back = "b2a" if direction == "a2b" else "a2b"
     generator = model.generator(direction)
     in_channels, _ = model.channels(direction)
     reverse = model.generator(back) if roundtrip else None
+    if tile:
+        for g in (generator, reverse):
+            if g is not None:
+                check_tileable(g)
     out_dir = Path(out_dir)
     result = TranslateResult()
     items = _collect_inputs(list(inputs), result.failures)
@@ -186,10 +264,13 @@ def translate_paths(
         taken.add(out_dir / rel / stem)
         try:
             real = load_image(path, in_channels)
-            fake = translate_image(generator, real, in_channels)
+            used = plan_tile(generator, (in_channels, real.height, real.width), tile, max_memory)
+            if used:
+                result.tiled.append((path, used))
+            fake = translate_image(generator, real, in_channels, tile=used, max_memory=max_memory)
             outputs = [(out_dir / rel / f"{stem}_{direction}{suffix}", fake)]
             if reverse is not None:
-                rec = translate_image(reverse, fake, model.channels(back)[0])
+                rec = translate_image(reverse, fake, model.channels(back)[0], tile=used, max_memory=max_memory)
                 strip = roundtrip_strip(real, fake, rec)
                 outputs.append((out_dir / rel / f"{stem}_{direction}_roundtrip{suffix}", strip))
             for target, image in outputs:

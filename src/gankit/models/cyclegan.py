@@ -7,6 +7,7 @@ images. (The official code calls G ``netG_A`` and the judge of B ``netD_A``.)
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ class GeneratorOutputs:
     rec_a: torch.Tensor
     fake_a: torch.Tensor
     rec_b: torch.Tensor
+    idt_a: torch.Tensor | None = None  # G(b) and F(a), when computed with the fakes (identity loss)
+    idt_b: torch.Tensor | None = None
 
 
 class CycleGAN(nn.Module):
@@ -99,10 +102,56 @@ class CycleGAN(nn.Module):
         (seed 000 disables it for gray → colour)."""
         return self.config.lambda_id > 0 and self.config.channels_a == self.config.channels_b
 
-    def cycle(self, real_a: torch.Tensor, real_b: torch.Tensor) -> GeneratorOutputs:
-        fake_b = self.g_ab(real_a)
-        fake_a = self.g_ba(real_b)
-        return GeneratorOutputs(fake_b=fake_b, rec_a=self.g_ba(fake_b), fake_a=fake_a, rec_b=self.g_ab(fake_a))
+    batch_passes: bool = True
+    _compiled: dict[str, nn.Module] | None = None
+
+    def compile_for_training(self, **options) -> None:
+        """Run the training passes (grad enabled, train mode) through ``torch.compile`` wrappers of the
+        networks (inductor fuses instance norm, ReLU and padding around the oneDNN convolutions);
+        sample grids and inference keep the eager modules and so trigger no recompilation. The
+        wrappers share the parameters and stay out of the state dict (checkpoints are unchanged)."""
+        nets = ("g_ab", "g_ba", "d_a", "d_b") if hasattr(self, "d_a") else ("g_ab", "g_ba")
+        compiled = {name: torch.compile(getattr(self, name), dynamic=False, **options) for name in nets}
+        object.__setattr__(self, "_compiled", compiled)  # not registered: keeps state_dict keys as they are
+
+    @contextlib.contextmanager
+    def eager_passes(self):
+        """Temporarily run every pass eagerly (e.g. to count FLOPs of a compiled model's step)."""
+        compiled = self._compiled
+        object.__setattr__(self, "_compiled", None)
+        try:
+            yield
+        finally:
+            object.__setattr__(self, "_compiled", compiled)
+
+    def _net(self, name: str) -> nn.Module:
+        if self._compiled is not None and self.training and torch.is_grad_enabled():
+            return self._compiled[name]
+        return getattr(self, name)
+
+    @property
+    def batches_passes(self) -> bool:
+        """Whether passes of one network over different images may share a batch: exact when every
+        image is normalized on its own (instance norm or none), not with batch norm, whose statistics
+        span the batch. ``batch_passes = False`` forces one pass per input (the reference path)."""
+        return self.batch_passes and self.config.norm != "batch"
+
+    def cycle(self, real_a: torch.Tensor, real_b: torch.Tensor, *, identity: bool = False) -> GeneratorOutputs:
+        """Both cycles; with ``identity`` (and :attr:`uses_identity`) also G(b) and F(a) for the
+        identity loss. G's two inputs, real a and real b, are then one batch of two, and likewise F's:
+        the same arithmetic per image (see :attr:`batches_passes`) in fewer, larger passes."""
+        identity = identity and self.uses_identity
+        g_ab, g_ba = self._net("g_ab"), self._net("g_ba")
+        if identity and self.batches_passes:
+            n = real_a.shape[0]
+            fake_b, idt_a = g_ab(torch.cat([real_a, real_b])).split(n)
+            fake_a, idt_b = g_ba(torch.cat([real_b, real_a])).split(n)
+        else:
+            fake_b, fake_a = g_ab(real_a), g_ba(real_b)
+            idt_a = g_ab(real_b) if identity else None
+            idt_b = g_ba(real_a) if identity else None
+        return GeneratorOutputs(fake_b=fake_b, rec_a=g_ba(fake_b), fake_a=fake_a, rec_b=g_ab(fake_a),
+                                idt_a=idt_a, idt_b=idt_b)  # fmt: skip
 
     def generator_loss(
         self, real_a: torch.Tensor, real_b: torch.Tensor, out: GeneratorOutputs
@@ -110,15 +159,17 @@ class CycleGAN(nn.Module):
         """L_GAN(G, D_B) + L_GAN(F, D_A) + λ_cyc·L_cyc + λ_cyc·λ_id·L_id (CycleGAN eq. 3 and §5.2)."""
         c = self.config
         terms = {
-            "G_adv_a2b": self.adversarial.g_loss(self.d_b(out.fake_b)),
-            "G_adv_b2a": self.adversarial.g_loss(self.d_a(out.fake_a)),
+            "G_adv_a2b": self.adversarial.g_loss(self._net("d_b")(out.fake_b)),
+            "G_adv_b2a": self.adversarial.g_loss(self._net("d_a")(out.fake_a)),
             "cycle_a": cycle_loss(real_a, out.rec_a),
             "cycle_b": cycle_loss(real_b, out.rec_b),
         }
         total = terms["G_adv_a2b"] + terms["G_adv_b2a"] + c.lambda_cyc * (terms["cycle_a"] + terms["cycle_b"])
         if self.uses_identity:
-            terms["idt_a"] = identity_loss(real_b, self.g_ab(real_b))
-            terms["idt_b"] = identity_loss(real_a, self.g_ba(real_a))
+            idt_a = out.idt_a if out.idt_a is not None else self._net("g_ab")(real_b)
+            idt_b = out.idt_b if out.idt_b is not None else self._net("g_ba")(real_a)
+            terms["idt_a"] = identity_loss(real_b, idt_a)
+            terms["idt_b"] = identity_loss(real_a, idt_b)
             total = total + c.lambda_cyc * c.lambda_id * (terms["idt_a"] + terms["idt_b"])
         terms["G_total"] = total
         return total, terms
@@ -129,11 +180,16 @@ class CycleGAN(nn.Module):
         """Each discriminator: real → real label, (pooled, detached) fake → fake label; the total is
         the sum of the two, each already halved as in the official code."""
         terms = {}
-        for name, d, real, fake in (("D_a", self.d_a, real_a, fake_a), ("D_b", self.d_b, real_b, fake_b)):
+        for name, real, fake in (("D_a", real_a, fake_a), ("D_b", real_b, fake_b)):
+            d = self._net(name.lower())
             fake = fake.detach()
-            loss = self.adversarial.d_loss(d(real), d(fake))
+            if self.batches_passes and real.shape[1:] == fake.shape[1:]:
+                score_real, score_fake = d(torch.cat([real, fake])).split([real.shape[0], fake.shape[0]])
+            else:
+                score_real, score_fake = d(real), d(fake)
+            loss = self.adversarial.d_loss(score_real, score_fake)
             if self.config.gan_loss == "wgan-gp":
-                penalty = gradient_penalty(d, real, fake)
+                penalty = gradient_penalty(getattr(self, name.lower()), real, fake)  # eager: double backward
                 terms[f"{name}_gp"] = penalty
                 loss = loss + self.config.gp_weight * penalty
             terms[name] = loss

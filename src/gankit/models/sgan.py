@@ -1,18 +1,281 @@
-"""The semi-supervised GAN on MNIST (GANs in Action ch.7). WORK IN PROGRESS: being written by a helper."""
+"""The semi-supervised GAN on MNIST (GANs in Action ch.7; Salimans et al. 2016 §5, Odena 2016).
+
+The discriminator is a 10-way digit classifier whose logits l also answer "real or fake": with
+Z = Σ_k exp(l_k), D(x) = Z / (Z + 1) = 1 − 1 / (Z + 1) = sigmoid(logsumexp(l)). So the real/fake
+*logit* is logsumexp(l) and every game of ch.5 (``--gan-loss``) plays on it. The discriminator
+minimizes cross-entropy on the few labelled digits plus the game on unlabelled and generated ones;
+the generator by default matches the mean of the discriminator's last hidden features on real
+data (feature matching, Salimans et al. §3.1), or plays the game (``--generator-loss adversarial``).
+
+Only ``--labels`` train digits (an equal number per class, drawn with ``--label-seed``, default
+``--seed``) keep their labels; the other train digits are used without labels.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
 
 from gankit.config import CompanionConfig, opt
-from gankit.training.companion import GANModel
+from gankit.data.mnist import balanced_subset, mnist_tensors, to_unit
+from gankit.errors import ConfigError
+from gankit.losses import clip_weights, gradient_penalty
+from gankit.models.cgan import GRID_CELL, adversarial_loss, make_optimizers, square_grid
+from gankit.nn.dcgan import ConditionalGenerator, ConvClassifier, MLPDiscriminator, MLPGenerator
+from gankit.nn.layers import count_parameters
+from gankit.training.companion import BatchStream, GANModel
+from gankit.training.grid import make_grid
+
+NUM_CLASSES = 10
+
+
+def real_fake_logit(logits: torch.Tensor) -> torch.Tensor:
+    """The real/fake logit logsumexp(l) of class logits (N, K): sigmoid of it is 1 − 1/(Σ exp(l) + 1)."""
+    return torch.logsumexp(logits, dim=1)
+
+
+def real_probability(logits: torch.Tensor) -> torch.Tensor:
+    """D(x) = 1 − 1 / (Σ_k exp(l_k) + 1), computed stably as sigmoid(logsumexp(l))."""
+    return torch.sigmoid(real_fake_logit(logits))
 
 
 @dataclass
 class SGANConfig(CompanionConfig):
+    labels: int = opt(100, "labelled train digits (an equal number per class); the rest are unlabelled", group="data")
+    label_seed: int | None = opt(None, "seed of the labelled-digit draw (default --seed)", group="data")
+    z_dim: int = opt(100, "noise dimension", group="model")
+    discriminator: str = opt(
+        "mlp",
+        "discriminator network: mlp (Salimans et al.) or conv (the book's layout)",
+        choices=("mlp", "conv"),
+        group="model",
+    )
+    d_width: int = opt(32, "conv discriminator width w (channels w → 2w → 4w)", group="model")
+    dropout: float = opt(0.5, "conv discriminator dropout", group="model")
+    d_hidden: list[int] = opt([1000, 500, 250, 250, 250], "discriminator hidden layer widths", group="model")
+    generator: str = opt(
+        "dcgan",
+        "generator network: mlp (Salimans et al.) or dcgan (transposed convs)",
+        choices=("mlp", "dcgan"),
+        group="model",
+    )
+    g_hidden: list[int] = opt([500, 500], "mlp generator hidden layer widths", group="model")
+    g_width: int = opt(16, "dcgan generator width w (channels 4w → 2w → w)", group="model")
+    input_noise: float = opt(0.3, "σ of the Gaussian noise on the discriminator's input", group="model")
+    hidden_noise: float = opt(0.5, "σ of the Gaussian noise before each hidden layer", group="model")
+    generator_loss: str = opt(
+        "adversarial", "generator objective", group="loss", choices=("feature-matching", "adversarial")
+    )
+    unsup_weight: float = opt(0.5, "weight of the unlabelled real/fake term in the discriminator loss", group="loss")
+    baseline_steps: int = opt(2000, "steps of the supervised-only baseline trained by `gankit eval`", group="eval")
+    lr: float = opt(1e-3, "generator learning rate", group="optim")
+    batch_size: int = opt(100, "images per iteration (labelled, unlabelled and generated each)", group="run")
+    steps: int = opt(3000, "training iterations (generator updates)", group="run")
     out: str = opt("runs/sgan", "run folder", group="run")
+
+    def validate(self):
+        super().validate()
+        if self.dataset != "mnist":
+            raise ConfigError(f"sgan supports --dataset mnist only, got {self.dataset!r}")
+        if self.labels < NUM_CLASSES or self.labels % NUM_CLASSES:
+            raise ConfigError(f"--labels must be a positive multiple of {NUM_CLASSES}, got {self.labels}")
+        if not self.d_hidden or not self.g_hidden or min(*self.d_hidden, *self.g_hidden, self.z_dim) < 1:
+            raise ConfigError("d_hidden and g_hidden need at least one layer, all widths ≥ 1")
+        if self.baseline_steps < 1:
+            raise ConfigError("baseline_steps must be ≥ 1")
+        return self
 
 
 class SemiSupervisedGAN(GANModel):
     kind = "sgan"
     config_class = SGANConfig
+
+    def __init__(self, config: SGANConfig, device: torch.device):
+        super().__init__(config, device)
+        if config.generator == "dcgan":
+            self.G = ConditionalGenerator(config.z_dim, 0, config.g_width).to(device)
+        else:
+            self.G = MLPGenerator(config.z_dim, tuple(config.g_hidden)).to(device)
+        self.D = self.make_classifier().to(device)
+        self._optimizers = make_optimizers(config, self.G, self.D)
+        self.loss = adversarial_loss(config)
+        gen = torch.Generator().manual_seed(config.seed + 1)
+        self.fixed_z = torch.randn(100, config.z_dim, generator=gen).to(device)
+        self.labelled: BatchStream | None = None
+        self.unlabelled: BatchStream | None = None
+
+    def make_classifier(self) -> nn.Module:
+        """A fresh discriminator network (also the supervised baseline's classifier)."""
+        c = self.config
+        if c.discriminator == "conv":
+            return ConvClassifier(NUM_CLASSES, c.d_width, c.input_noise, c.dropout)
+        return MLPDiscriminator(tuple(c.d_hidden), NUM_CLASSES, 784, c.input_noise, c.hidden_noise)
+
+    @property
+    def label_seed(self) -> int:
+        return self.config.seed if self.config.label_seed is None else self.config.label_seed
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"G": self.G, "D": self.D}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return self._optimizers
+
+    def labelled_data(self, data_root: str | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(labelled images, their labels, their indices in MNIST train, unlabelled images)."""
+        images, labels = mnist_tensors(data_root, "train")
+        idx = balanced_subset(labels, self.config.labels, self.label_seed, NUM_CLASSES)
+        rest = torch.ones(len(images), dtype=torch.bool)
+        rest[idx] = False
+        return images[idx], labels[idx], idx, images[rest]
+
+    def prepare_training(self, data_root: str | None) -> str:
+        c = self.config
+        x_lab, y_lab, _, x_unl = self.labelled_data(data_root)
+        self.labelled = BatchStream(x_lab, y_lab, batch_size=c.batch_size, seed=c.seed)
+        self.unlabelled = BatchStream(x_unl, batch_size=c.batch_size, seed=c.seed + 1)
+        return (
+            f"MNIST train: {len(x_lab)} labelled digits ({len(x_lab) // NUM_CLASSES} per class, label seed "
+            f"{self.label_seed}) + {len(x_unl)} unlabelled"
+        )
+
+    def extra_state(self) -> dict[str, Any]:
+        if self.labelled is None or self.unlabelled is None:
+            return {}
+        return {"labelled": self.labelled.state_dict(), "unlabelled": self.unlabelled.state_dict()}
+
+    def load_extra_state(self, state: Mapping[str, Any]) -> None:
+        if self.labelled is not None and "labelled" in state:
+            self.labelled.load_state_dict(state["labelled"])
+            self.unlabelled.load_state_dict(state["unlabelled"])
+
+    def describe(self) -> dict[str, str]:
+        c = self.config
+        return {
+            "networks": f"G {count_parameters(self.G):,} parameters, D {count_parameters(self.D):,}",
+            "semi-supervised": f"{c.labels} labels (seed {self.label_seed}), generator: {c.generator_loss}",
+        }
+
+    # --- training ----------------------------------------------------------------------------------
+    def unsupervised_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        """The game on the real/fake logit logsumexp(l), as the sum of its real and fake halves (for the
+        vanilla game: −log D(x) − log(1 − D(G(z))), Salimans et al. 2016 eq. 5)."""
+        loss = self.loss.d_loss(real_fake_logit(real_logits), real_fake_logit(fake_logits))
+        return 2 * loss if self.config.gan_loss in ("lsgan", "vanilla", "minimax") else loss
+
+    def train_step(self, step: int) -> dict[str, float | torch.Tensor]:
+        if self.labelled is None or self.unlabelled is None:
+            raise ConfigError("call prepare_training() before train_step()")
+        c, opt_g, opt_d = self.config, self._optimizers["G"], self._optimizers["D"]
+        for _ in range(c.n_critic):
+            x_lab, y_lab = self.labelled.next()
+            (x_unl,) = self.unlabelled.next()
+            x_lab, y_lab, x_unl = to_unit(x_lab).to(self.device), y_lab.to(self.device), to_unit(x_unl).to(self.device)
+            with torch.no_grad():
+                fake = self.G(torch.randn(len(x_unl), c.z_dim, device=self.device))
+            supervised = F.cross_entropy(self.D(x_lab), y_lab)
+            unsupervised = self.unsupervised_loss(self.D(x_unl), self.D(fake))
+            if c.gan_loss == "wgan-gp":
+                unsupervised = unsupervised + c.gp_weight * gradient_penalty(
+                    lambda m: real_fake_logit(self.D(m)), x_unl, fake
+                )
+            d_loss = supervised + c.unsup_weight * unsupervised
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+            if c.gan_loss == "wgan":
+                clip_weights(self.D, c.clip)
+        self.D.requires_grad_(False)
+        try:
+            fake = self.G(torch.randn(c.batch_size, c.z_dim, device=self.device))
+            if c.generator_loss == "feature-matching":
+                with torch.no_grad():
+                    target = self.D.features(x_unl).mean(0)
+                g_loss = F.mse_loss(self.D.features(fake).mean(0), target)
+            else:
+                g_loss = self.loss.g_loss(real_fake_logit(self.D(fake)))
+            opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            opt_g.step()
+        finally:
+            self.D.requires_grad_(True)
+        return {
+            "D": d_loss.detach(),
+            "D_sup": supervised.detach(),
+            "D_unsup": unsupervised.detach(),
+            "G": g_loss.detach(),
+        }
+
+    # --- the supervised baseline --------------------------------------------------------------------
+    def train_supervised_baseline(self, data_root: str | None, steps: int | None = None) -> nn.Module:
+        """The discriminator's network trained from scratch on the same labelled digits alone
+        (cross-entropy, same optimizer settings and batch size), in eval mode."""
+        c = self.config
+        x_lab, y_lab, _, _ = self.labelled_data(data_root)
+        x_lab, y_lab = to_unit(x_lab).to(self.device), y_lab.to(self.device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(c.seed)
+            net = self.make_classifier().to(self.device).train()
+            opt = torch.optim.Adam(net.parameters(), lr=c.lr_d or c.lr, betas=(c.beta1, c.beta2))
+            stream = BatchStream(x_lab, y_lab, batch_size=c.batch_size, seed=c.seed)
+            for _ in range(steps or c.baseline_steps):
+                x, y = stream.next()
+                loss = F.cross_entropy(net(x), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        return net.eval()
+
+    # --- inference -----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def classify(self, images: torch.Tensor, net: nn.Module | None = None, batch_size: int = 1000) -> torch.Tensor:
+        """Predicted digits of uint8 images (N, 1, 28, 28) by the discriminator's class head (or ``net``)."""
+        net = net or self.D
+        was_training = net.training
+        net.eval()
+        try:
+            return torch.cat(
+                [
+                    net(to_unit(images[i : i + batch_size]).to(self.device)).argmax(1).cpu()
+                    for i in range(0, len(images), batch_size)
+                ]
+            )
+        finally:
+            net.train(was_training)
+
+    @torch.no_grad()
+    def generate(self, n: int, z: torch.Tensor | None = None, batch_size: int = 1000) -> torch.Tensor:
+        if z is None:
+            z = torch.randn(n, self.config.z_dim)
+        return torch.cat([self.G(z[i : i + batch_size].to(self.device)).cpu() for i in range(0, n, batch_size)])
+
+    def sample_grid(self, step: int) -> Image.Image:
+        return make_grid(square_grid(self.generate(len(self.fixed_z), self.fixed_z)), min_height=GRID_CELL)
+
+    def sample(self, *, n: int, label: int | None = None, interpolate: bool = False, seed: int = 0) -> Image.Image:
+        if label is not None:
+            raise ConfigError("sgan's generator is unconditional: --label is for cgan runs")
+        gen = torch.Generator().manual_seed(seed)
+        was_training = self.G.training
+        self.G.eval()
+        try:
+            if interpolate:
+                cols = 8
+                n_rows = max(1, math.ceil(n / cols))
+                ends = torch.randn(n_rows, 2, self.config.z_dim, generator=gen)
+                t = torch.linspace(0, 1, cols)[None, :, None]
+                z = ((1 - t) * ends[:, :1] + t * ends[:, 1:]).reshape(-1, self.config.z_dim)
+                images = self.generate(len(z), z)
+                return make_grid([list(images[r * cols : (r + 1) * cols]) for r in range(n_rows)], min_height=GRID_CELL)
+            return make_grid(
+                square_grid(self.generate(n, torch.randn(n, self.config.z_dim, generator=gen))), min_height=GRID_CELL
+            )
+        finally:
+            self.G.train(was_training)

@@ -78,6 +78,8 @@ class Trainer:
         self.device = resolve_device(config.device)
         self.amp_dtype = autocast_dtype(config.amp, self.device)
         self.model = CycleGAN(config).to(self.device)
+        if config.compile:
+            self.model.compile_for_training()
         self.opt_g, self.opt_d = make_optimizers(self.model, config)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.pool_a = ImagePool(config.pool_size, seed=config.seed)
@@ -131,9 +133,10 @@ class Trainer:
         discriminators = (m.d_a, m.d_b)
         terms: dict[str, torch.Tensor] = {}
 
+        g_step = self.step % c.n_critic == 0
         with autocast(self.device, self.amp_dtype):
-            out = m.cycle(real_a, real_b)
-        if self.step % c.n_critic == 0:
+            out = m.cycle(real_a, real_b, identity=g_step)
+        if g_step:
             _set_requires_grad(discriminators, False)
             with autocast(self.device, self.amp_dtype):
                 loss_g, terms_g = m.generator_loss(real_a, real_b, out)

@@ -1,0 +1,185 @@
+"""The semi-supervised GAN: the real/fake head, the labelled split, a training step, the baseline,
+and the CLI on real MNIST."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gankit.cli import main
+from gankit.data.mnist import balanced_subset
+from gankit.errors import ConfigError
+from gankit.losses import GAN_LOSSES
+from gankit.models.sgan import SemiSupervisedGAN, SGANConfig, real_fake_logit, real_probability
+from gankit.nn.dcgan import MLPDiscriminator, MLPGenerator
+from gankit.training.companion import BatchStream
+
+TINY = dict(z_dim=8, d_hidden=[32, 16], g_hidden=[16], g_width=4, batch_size=10, labels=20, threads=1)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_model(**kw) -> SemiSupervisedGAN:
+    model = SemiSupervisedGAN(SGANConfig(**(TINY | kw)).validate(), torch.device("cpu"))
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (40, 1, 28, 28), dtype=torch.uint8, generator=gen)
+    model.labelled = BatchStream(x[:20], torch.arange(20) % 10, batch_size=10, seed=0)
+    model.unlabelled = BatchStream(x[20:], batch_size=10, seed=1)
+    return model
+
+
+def test_real_fake_head_is_one_minus_one_over_sum_exp_plus_one():
+    logits = torch.randn(64, 10, dtype=torch.float64) * 3
+    z = logits.exp().sum(1)
+    assert torch.allclose(real_probability(logits), 1 - 1 / (z + 1), atol=1e-12)
+    assert torch.allclose(real_fake_logit(logits), z.log(), atol=1e-12)
+
+
+def test_real_fake_head_is_stable_for_extreme_logits():
+    logits = torch.tensor([[1000.0] * 10, [-1000.0] * 10, [1000.0] + [-1000.0] * 9])
+    p = real_probability(logits)
+    assert torch.isfinite(real_fake_logit(logits)).all()
+    assert p[0] == 1 and p[1] == 0 and p[2] == 1
+    model = tiny_model()
+    loss = model.unsupervised_loss(logits, logits.flip(0))
+    assert torch.isfinite(loss)
+
+
+def test_vanilla_game_is_the_salimans_loss():
+    model = tiny_model(gan_loss="vanilla")
+    real, fake = torch.randn(16, 10), torch.randn(16, 10)
+    lse_r, lse_f = real_fake_logit(real), real_fake_logit(fake)
+    # −log D(x) − log(1 − D(G(z))) with D = Z/(Z+1)
+    expected = -lse_r.mean() + F.softplus(lse_r).mean() + F.softplus(lse_f).mean()
+    assert torch.allclose(model.unsupervised_loss(real, fake), expected, atol=1e-6)
+
+
+def test_network_shapes():
+    d, g = MLPDiscriminator((32, 16)), MLPGenerator(8, (16,))
+    x = g(torch.randn(4, 8))
+    assert x.shape == (4, 1, 28, 28) and x.abs().max() <= 1
+    assert d(x).shape == (4, 10) and d.features(x).shape == (4, 16)
+    d.eval()
+    assert torch.equal(d(x), d(x))  # no noise in eval mode
+    d.train()
+    assert not torch.equal(d(x), d(x))
+
+
+def test_labelled_subset_is_balanced_and_seeded():
+    labels = torch.arange(1000) % 10
+    a, b = balanced_subset(labels, 100, 0), balanced_subset(labels, 100, 1)
+    assert len(a) == 100 and torch.bincount(labels[a]).tolist() == [10] * 10
+    assert not torch.equal(a, b) and torch.equal(a, balanced_subset(labels, 100, 0))
+    with pytest.raises(ConfigError):
+        SGANConfig(labels=55).validate()
+
+
+@pytest.mark.parametrize("game", GAN_LOSSES)
+@pytest.mark.parametrize("generator_loss", ["feature-matching", "adversarial"])
+@pytest.mark.parametrize("generator", ["mlp", "dcgan"])
+def test_one_step_changes_both_networks(game, generator_loss, generator):
+    model = tiny_model(gan_loss=game, generator_loss=generator_loss, generator=generator)
+    before = {k: [p.detach().clone() for p in n.parameters()] for k, n in model.networks().items()}
+    terms = model.train_step(1)
+    assert {"D", "D_sup", "D_unsup", "G"} <= set(terms)
+    assert all(torch.isfinite(torch.as_tensor(v)) for v in terms.values())
+    for name, net in model.networks().items():
+        assert any(not torch.equal(a, b) for a, b in zip(before[name], net.parameters())), name
+    assert all(p.requires_grad for p in model.D.parameters())
+
+
+def test_dcgan_generator_option():
+    model = tiny_model(generator="dcgan", g_width=4)
+    assert model.G(torch.randn(3, 8)).shape == (3, 1, 28, 28)
+    before = [p.detach().clone() for p in model.G.parameters()]
+    model.train_step(1)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.G.parameters()))
+
+
+def test_sampling():
+    model = tiny_model().eval()
+    assert model.sample(n=16).size[0] > 0 and model.sample(n=8, interpolate=True).size[0] > 0
+    with pytest.raises(ConfigError):
+        model.sample(n=4, label=3)
+
+
+def test_labelled_split_on_real_mnist(shared_data):
+    model = SemiSupervisedGAN(SGANConfig(**(TINY | dict(labels=100, label_seed=5))).validate(), torch.device("cpu"))
+    x_lab, y_lab, _, x_unl = model.labelled_data(str(shared_data))
+    assert len(x_lab) == 100 and torch.bincount(y_lab).tolist() == [10] * 10
+    assert len(x_unl) == 60000 - 100
+    model.prepare_training(str(shared_data))
+    assert model.train_step(1)["D_sup"] > 0
+
+
+def test_cli_train_sample_eval_on_real_mnist(shared_data, tmp_path, monkeypatch):
+    import gankit.metrics.digits as digits
+    from gankit.metrics.classifier import ClassifierConfig
+
+    run, ev = tmp_path / "run", tmp_path / "eval"
+    argv = [
+        "train",
+        "sgan",
+        "--dataset",
+        "mnist",
+        "--data-root",
+        str(shared_data),
+        "--out",
+        str(run),
+        "--steps",
+        "3",
+        "--seed",
+        "1",
+        "--labels",
+        "100",
+        "--batch-size",
+        "20",
+        "--d-hidden",
+        "32",
+        "16",
+        "--g-hidden",
+        "16",
+        "--g-width",
+        "4",
+        "--baseline-steps",
+        "3",
+        "--threads",
+        "1",
+        "--no-progress",
+    ]
+    assert main(argv) == 0
+    assert main(["sample", str(run), "--n", "16", "--out", str(tmp_path / "s.png")]) == 0
+    monkeypatch.setattr(
+        digits,
+        "DIGIT_CLASSIFIER",
+        ClassifierConfig(image_size=28, width=4, steps=20, batch_size=32, flip=False, max_train_per_class=500),
+    )
+    monkeypatch.setattr(digits, "SAMPLES_PER_CLASS", 20)
+    assert (
+        main(
+            [
+                "eval",
+                str(run),
+                "--data-root",
+                str(shared_data),
+                "--out",
+                str(ev),
+                "--cache-dir",
+                str(tmp_path / "cache"),
+            ]
+        )
+        == 0
+    )
+    metrics = json.loads((ev / "report.json").read_text())["metrics"]
+    for key in ("test_accuracy", "supervised_baseline_accuracy", "fid_cls"):
+        assert key in metrics
+    assert 0 <= metrics["test_accuracy"] <= 1 and 0 <= metrics["supervised_baseline_accuracy"] <= 1
