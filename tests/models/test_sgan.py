@@ -105,6 +105,15 @@ def test_dcgan_generator_option():
     assert any(not torch.equal(a, b) for a, b in zip(before, model.G.parameters()))
 
 
+def test_conv_discriminator_option():
+    model = tiny_model(discriminator="conv", d_width=4)
+    assert model.D(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+    before = [p.detach().clone() for p in model.D.parameters()]
+    model.train_step(1)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.D.parameters()))
+    assert isinstance(model.make_classifier(), type(model.D))  # the baseline uses the same network
+
+
 def test_sampling():
     model = tiny_model().eval()
     assert model.sample(n=16).size[0] > 0 and model.sample(n=8, interpolate=True).size[0] > 0
@@ -183,3 +192,17 @@ def test_cli_train_sample_eval_on_real_mnist(shared_data, tmp_path, monkeypatch)
     for key in ("test_accuracy", "supervised_baseline_accuracy", "fid_cls"):
         assert key in metrics
     assert 0 <= metrics["test_accuracy"] <= 1 and 0 <= metrics["supervised_baseline_accuracy"] <= 1
+
+
+def test_resume_reproduces_an_uninterrupted_run(shared_data, tmp_path):
+    from gankit.training.companion import load_model, resume_companion, train_companion
+
+    cfg = dict(TINY, data_root=str(shared_data), checkpoint_every=2, log_every=1, sample_every=100)
+    quiet = dict(progress=False, log=lambda *_: None)
+    straight = train_companion("sgan", SGANConfig(**cfg, steps=4, out=str(tmp_path / "a")).validate(), **quiet)
+    train_companion("sgan", SGANConfig(**cfg, steps=2, out=str(tmp_path / "b")).validate(), **quiet)
+    resumed = resume_companion(tmp_path / "b", steps=4, **quiet)
+    assert straight["final_losses"] == resumed["final_losses"]
+    a, b = load_model(tmp_path / "a", device="cpu"), load_model(tmp_path / "b", device="cpu")
+    for k, v in a.weights().items():
+        assert torch.equal(v, b.weights()[k]), k
