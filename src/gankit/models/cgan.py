@@ -46,7 +46,7 @@ class CGANConfig(CompanionConfig):
         "matching-aware discriminator (Reed et al. 2016): real digits with a wrong label count as fakes too",
         group="loss",
     )
-    steps: int = opt(3000, "training iterations (generator updates)", group="run")
+    steps: int = opt(5000, "training iterations (generator updates)", group="run")
     out: str = opt("runs/cgan", "run folder", group="run")
 
     def validate(self):
