@@ -3,7 +3,7 @@
 inference at 256/512/1024 px, and the attainable conv rate. Prints a table and writes JSON (default
 benchmarks/results-<device>.json).
 
-    python benchmarks/run.py [--quick] [--device cuda] [--batches 1 2 4] [--out FILE]
+    python benchmarks/run.py [--quick] [--device cuda] [--compile] [--batches 1 2 4] [--out FILE]
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ def main() -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--quick", action="store_true", help="64 px training and 256 px inference only")
     p.add_argument("--iters", type=int, default=3)
+    p.add_argument("--compile", action="store_true", help="torch.compile the training step (compiles in warm-up)")
     p.add_argument("--batches", type=int, nargs="+", default=[1, 2, 4], help="batch sizes to time (resnet-9)")
     p.add_argument("--out", default=None)
     args = p.parse_args()
@@ -36,7 +37,7 @@ def main() -> None:
         for blocks in (6, 9):
             for batch in sorted({1, *args.batches}) if blocks == 9 else [1]:
                 rows.append(bench_train(size=size, blocks=blocks, batch_size=batch, iters=args.iters, warmup=1,
-                                        device=str(dev)))  # fmt: skip
+                                        device=str(dev), compile=args.compile))  # fmt: skip
                 print(format_rows(rows[-1:]), flush=True)
         same = [r for r in rows if r["bench"] == "train" and r["size"] == size and r["blocks"] == 9]
         max(same, key=lambda r: r["images_per_s"])["fastest_batch"] = True

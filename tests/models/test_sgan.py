@@ -13,11 +13,11 @@ from gankit.cli import main
 from gankit.data.mnist import balanced_subset
 from gankit.errors import ConfigError
 from gankit.losses import GAN_LOSSES
-from gankit.models.sgan import SemiSupervisedGAN, SGANConfig, real_fake_logit, real_probability
+from gankit.models.sgan import SemiSupervisedGAN, SGANConfig, random_shift, real_fake_logit, real_probability
 from gankit.nn.dcgan import MLPDiscriminator, MLPGenerator
 from gankit.training.companion import BatchStream
 
-TINY = dict(z_dim=8, d_hidden=[32, 16], g_hidden=[16], g_width=4, batch_size=10, labels=20, threads=1)
+TINY = dict(z_dim=8, d_hidden=[32, 16], d_width=4, g_hidden=[16], g_width=4, batch_size=10, labels=20, threads=1)
 
 
 @pytest.fixture(autouse=True)
@@ -105,13 +105,61 @@ def test_dcgan_generator_option():
     assert any(not torch.equal(a, b) for a, b in zip(before, model.G.parameters()))
 
 
-def test_conv_discriminator_option():
-    model = tiny_model(discriminator="conv", d_width=4)
+@pytest.mark.parametrize("discriminator", ["conv", "mlp"])
+def test_discriminator_options(discriminator):
+    model = tiny_model(discriminator=discriminator)
     assert model.D(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
     before = [p.detach().clone() for p in model.D.parameters()]
     model.train_step(1)
     assert any(not torch.equal(a, b) for a, b in zip(before, model.D.parameters()))
     assert isinstance(model.make_classifier(), type(model.D))  # the baseline uses the same network
+
+
+def test_random_shift_translates_each_image_within_the_limit():
+    x = torch.full((64, 1, 28, 28), -1.0)
+    x[:, :, 10:18, 10:18] = 1.0  # an 8 × 8 square in the middle
+    torch.manual_seed(0)
+    y = random_shift(x, 2)
+    assert y.shape == x.shape and torch.equal(random_shift(x, 0), x)
+    assert ((y == 1).sum((1, 2, 3)) == 64).all()  # moved, not cropped: the square stays whole
+    rows = (y[:, 0] == 1).any(2).float().argmax(1) - 10
+    cols = (y[:, 0] == 1).any(1).float().argmax(1) - 10
+    assert rows.abs().max() <= 2 and cols.abs().max() <= 2
+    assert len({(int(r), int(c)) for r, c in zip(rows, cols)}) > 10  # per-image shifts
+
+
+def test_weight_average_tracks_the_discriminator_and_is_evaluated():
+    model = tiny_model(ema=0.5)
+    assert set(model.networks()) == {"G", "D", "D_ema"} and model.classifier is model.D_ema
+    assert not any(p.requires_grad for p in model.D_ema.parameters())
+    before = [p.detach().clone() for p in model.D_ema.parameters()]
+    model.train_step(1)
+    model.train_step(2)
+    for old, avg, cur in zip(before, model.D_ema.parameters(), model.D.parameters()):
+        assert not torch.equal(avg, old) and not torch.equal(avg, cur)
+    x = torch.randint(0, 256, (5, 1, 28, 28), dtype=torch.uint8)
+    expected = model.D_ema.eval()(x.float().div(127.5).sub(1)).argmax(1)
+    assert torch.equal(model.classify(x), expected)
+    # a model saved without the average loads its raw D as the average
+    weights = {k: v for k, v in model.weights().items() if not k.startswith("D_ema.")}
+    fresh = tiny_model(ema=0.5)
+    fresh.load_weights(weights, "test")
+    for a, b in zip(fresh.D_ema.parameters(), model.D.parameters()):
+        assert torch.equal(a, b)
+    assert tiny_model(ema=0).classifier is not None and "D_ema" not in tiny_model(ema=0).networks()
+
+
+def test_learning_rate_decays_linearly_to_zero_at_the_end():
+    model = tiny_model(lr=1e-3, steps=10, lr_decay=0.5)
+    assert model.set_learning_rate(5) == 1.0 and model.optimizers()["D"].param_groups[0]["lr"] == 1e-3
+    factors = [model.set_learning_rate(s) for s in range(6, 11)]
+    assert factors == sorted(factors, reverse=True) and 0 < factors[-1] < 0.2
+    assert model.optimizers()["G"].param_groups[0]["lr"] == 1e-3 * factors[-1]
+    assert tiny_model(steps=10, lr_decay=0).set_learning_rate(10) == 1.0
+    with pytest.raises(ConfigError):
+        SGANConfig(lr_decay=1.5).validate()
+    with pytest.raises(ConfigError):
+        SGANConfig(ema=1.0).validate()
 
 
 def test_sampling():
@@ -152,9 +200,8 @@ def test_cli_train_sample_eval_on_real_mnist(shared_data, tmp_path, monkeypatch)
         "100",
         "--batch-size",
         "20",
-        "--d-hidden",
-        "32",
-        "16",
+        "--d-width",
+        "4",
         "--g-hidden",
         "16",
         "--g-width",
@@ -197,7 +244,8 @@ def test_cli_train_sample_eval_on_real_mnist(shared_data, tmp_path, monkeypatch)
 def test_resume_reproduces_an_uninterrupted_run(shared_data, tmp_path):
     from gankit.training.companion import load_model, resume_companion, train_companion
 
-    cfg = dict(TINY, data_root=str(shared_data), checkpoint_every=2, log_every=1, sample_every=100)
+    # lr_decay follows --steps, which differs between the two runs here (2, then 4): keep the lr constant
+    cfg = dict(TINY, data_root=str(shared_data), checkpoint_every=2, log_every=1, sample_every=100, lr_decay=0)
     quiet = dict(progress=False, log=lambda *_: None)
     straight = train_companion("sgan", SGANConfig(**cfg, steps=4, out=str(tmp_path / "a")).validate(), **quiet)
     train_companion("sgan", SGANConfig(**cfg, steps=2, out=str(tmp_path / "b")).validate(), **quiet)
