@@ -135,8 +135,6 @@ class CycleGANConfig(ConfigIO):
     threads: int | None = opt(None, "CPU threads for torch (default: torch's choice)", group="run")
     compile: bool = opt(False, "torch.compile the networks for the training step (inductor; needs a C++ compiler "
                         "on CPU; minutes of compilation at start, faster iterations after)", group="run")  # fmt: skip
-    channels_last: bool = opt(False, "channels_last memory format for the training step (pays with --compile, "
-                              "where norms and padding are fused; slower eager on CPU)", group="run")  # fmt: skip
     checkpoint_every: int = opt(1000, "steps between resumable checkpoints", group="run")
     keep_checkpoints: int = opt(2, "how many of the newest checkpoints to keep", group="run")
     sample_every: int = opt(200, "steps between sample grids", group="run")

@@ -78,8 +78,6 @@ class Trainer:
         self.device = resolve_device(config.device)
         self.amp_dtype = autocast_dtype(config.amp, self.device)
         self.model = CycleGAN(config).to(self.device)
-        if config.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
         if config.compile:
             self.model.compile_for_training()
         self.opt_g, self.opt_d = make_optimizers(self.model, config)
@@ -128,9 +126,6 @@ class Trainer:
     # --- one iteration --------------------------------------------------------------------------------
     def train_step(self, real_a: torch.Tensor, real_b: torch.Tensor) -> dict[str, torch.Tensor]:
         c, m = self.config, self.model
-        if c.channels_last:
-            real_a = real_a.contiguous(memory_format=torch.channels_last)
-            real_b = real_b.contiguous(memory_format=torch.channels_last)
         factor = lr_factor(self.step, c.steps, c.schedule, decay_start=c.decay_start, time_decay=c.time_decay)
         for opt, base in ((self.opt_g, c.lr), (self.opt_d, c.lr_d or c.lr)):
             for group in opt.param_groups:
