@@ -77,8 +77,8 @@ def test_batched_passes_match_the_reference_step(tmp_path, fields):
 
 
 def test_batch_norm_models_keep_one_pass_per_input(tmp_path):
-    assert not _trainer(tmp_path, "bn", False, norm="batch").model.batches_passes
-    assert _trainer(tmp_path, "in", False).model.batches_passes
+    assert not _trainer(tmp_path, "bn", False, norm="batch").model.shares_batches
+    assert _trainer(tmp_path, "in", False).model.shares_batches
 
 
 @pytest.mark.slow

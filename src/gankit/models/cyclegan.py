@@ -130,7 +130,7 @@ class CycleGAN(nn.Module):
         return getattr(self, name)
 
     @property
-    def batches_passes(self) -> bool:
+    def shares_batches(self) -> bool:
         """Whether passes of one network over different images may share a batch: exact when every
         image is normalized on its own (instance norm or none), not with batch norm, whose statistics
         span the batch. ``batch_passes = False`` forces one pass per input (the reference path)."""
@@ -139,10 +139,10 @@ class CycleGAN(nn.Module):
     def cycle(self, real_a: torch.Tensor, real_b: torch.Tensor, *, identity: bool = False) -> GeneratorOutputs:
         """Both cycles; with ``identity`` (and :attr:`uses_identity`) also G(b) and F(a) for the
         identity loss. G's two inputs, real a and real b, are then one batch of two, and likewise F's:
-        the same arithmetic per image (see :attr:`batches_passes`) in fewer, larger passes."""
+        the same arithmetic per image (see :attr:`shares_batches`) in fewer, larger passes."""
         identity = identity and self.uses_identity
         g_ab, g_ba = self._net("g_ab"), self._net("g_ba")
-        if identity and self.batches_passes:
+        if identity and self.shares_batches:
             n = real_a.shape[0]
             fake_b, idt_a = g_ab(torch.cat([real_a, real_b])).split(n)
             fake_a, idt_b = g_ba(torch.cat([real_b, real_a])).split(n)
@@ -183,7 +183,7 @@ class CycleGAN(nn.Module):
         for name, real, fake in (("D_a", real_a, fake_a), ("D_b", real_b, fake_b)):
             d = self._net(name.lower())
             fake = fake.detach()
-            if self.batches_passes and real.shape[1:] == fake.shape[1:]:
+            if self.shares_batches and real.shape[1:] == fake.shape[1:]:
                 score_real, score_fake = d(torch.cat([real, fake])).split([real.shape[0], fake.shape[0]])
             else:
                 score_real, score_fake = d(real), d(fake)
