@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 
@@ -129,10 +127,7 @@ def test_resume_reproduces_an_uninterrupted_run(shared_data, tmp_path):
         assert torch.equal(v, b.weights()[k]), k
 
 
-def test_cli_train_sample_eval_on_real_mnist(shared_data, tmp_path, monkeypatch, capsys):
-    import gankit.metrics.digits as digits
-    from gankit.metrics.classifier import ClassifierConfig
-
+def test_cli_train_sample_eval_on_real_mnist(shared_data, tmp_path, capsys, eval_digit_run):
     run, ev = tmp_path / "run", tmp_path / "eval"
     argv = [
         "train",
@@ -161,28 +156,7 @@ def test_cli_train_sample_eval_on_real_mnist(shared_data, tmp_path, monkeypatch,
     assert (run / "model.safetensors").is_file() and list((run / "samples").glob("step_*.png"))
     assert main(["sample", str(run), "--label", "7", "--n", "64", "--out", str(tmp_path / "sevens.png")]) == 0
     assert (tmp_path / "sevens.png").is_file()
-    monkeypatch.setattr(
-        digits,
-        "DIGIT_CLASSIFIER",
-        ClassifierConfig(image_size=28, width=4, steps=20, batch_size=32, flip=False, max_train_per_class=500),
-    )
-    monkeypatch.setattr(digits, "SAMPLES_PER_CLASS", 20)
-    assert (
-        main(
-            [
-                "eval",
-                str(run),
-                "--data-root",
-                str(shared_data),
-                "--out",
-                str(ev),
-                "--cache-dir",
-                str(tmp_path / "cache"),
-            ]
-        )
-        == 0
-    )
-    metrics = json.loads((ev / "report.json").read_text())["metrics"]
+    metrics = eval_digit_run(run, ev)
     assert 0 <= metrics["label_accuracy"] <= 1
     assert metrics["fid_cls"] > 0 and all(f"fid_cls_{k}" in metrics for k in range(10))
     assert (ev / "digits.png").is_file() and (ev / "report.html").is_file()

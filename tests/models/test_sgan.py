@@ -3,8 +3,6 @@ and the CLI on real MNIST."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -178,10 +176,7 @@ def test_labelled_split_on_real_mnist(shared_data):
     assert model.train_step(1)["D_sup"] > 0
 
 
-def test_cli_train_sample_eval_on_real_mnist(shared_data, tmp_path, monkeypatch):
-    import gankit.metrics.digits as digits
-    from gankit.metrics.classifier import ClassifierConfig
-
+def test_cli_train_sample_eval_on_real_mnist(shared_data, tmp_path, eval_digit_run):
     run, ev = tmp_path / "run", tmp_path / "eval"
     argv = [
         "train",
@@ -214,28 +209,7 @@ def test_cli_train_sample_eval_on_real_mnist(shared_data, tmp_path, monkeypatch)
     ]
     assert main(argv) == 0
     assert main(["sample", str(run), "--n", "16", "--out", str(tmp_path / "s.png")]) == 0
-    monkeypatch.setattr(
-        digits,
-        "DIGIT_CLASSIFIER",
-        ClassifierConfig(image_size=28, width=4, steps=20, batch_size=32, flip=False, max_train_per_class=500),
-    )
-    monkeypatch.setattr(digits, "SAMPLES_PER_CLASS", 20)
-    assert (
-        main(
-            [
-                "eval",
-                str(run),
-                "--data-root",
-                str(shared_data),
-                "--out",
-                str(ev),
-                "--cache-dir",
-                str(tmp_path / "cache"),
-            ]
-        )
-        == 0
-    )
-    metrics = json.loads((ev / "report.json").read_text())["metrics"]
+    metrics = eval_digit_run(run, ev)
     for key in ("test_accuracy", "supervised_baseline_accuracy", "fid_cls"):
         assert key in metrics
     assert 0 <= metrics["test_accuracy"] <= 1 and 0 <= metrics["supervised_baseline_accuracy"] <= 1
