@@ -9,7 +9,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -165,7 +165,9 @@ class CycleGANConfig(ConfigIO):
 class CompanionConfig(ConfigIO):
     """Options shared by the companion GANs of SPEC §5 (cgan, sgan, progan): data, the adversarial
     game and its tricks (GANs in Action ch.5), optimization and the run. Each model subclasses it
-    with its own architecture options."""
+    with its own architecture options; ``DATASETS`` lists the data it can train on."""
+
+    DATASETS: ClassVar[tuple[str, ...]] = ("mnist",)
 
     # data
     dataset: str = opt("mnist", "dataset: mnist, or cifar10 where the model supports it", group="data")
@@ -195,6 +197,8 @@ class CompanionConfig(ConfigIO):
     out: str = opt("runs/gan", "run folder", group="run")
 
     def validate(self):
+        if self.dataset not in self.DATASETS:
+            raise ConfigError(f"dataset={self.dataset!r}: this model trains on {' or '.join(self.DATASETS)}")
         if self.gan_loss not in GAN_LOSSES:
             raise ConfigError(f"gan_loss={self.gan_loss!r} is not one of {GAN_LOSSES}")
         for name in ("steps", "batch_size", "checkpoint_every", "sample_every", "log_every", "n_critic"):

@@ -15,14 +15,6 @@ from gankit.training.companion import BatchStream, load_model, resume_companion,
 TINY = dict(z_dim=8, g_width=4, d_width=4, batch_size=8, threads=1, log_every=1, sample_every=1000)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny_model(**kw) -> ConditionalGAN:
     model = ConditionalGAN(CGANConfig(**(TINY | kw)).validate(), torch.device("cpu"))
     gen = torch.Generator().manual_seed(0)

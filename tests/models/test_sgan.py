@@ -18,14 +18,6 @@ from gankit.training.companion import BatchStream
 TINY = dict(z_dim=8, d_hidden=[32, 16], d_width=4, g_hidden=[16], g_width=4, batch_size=10, labels=20, threads=1)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny_model(**kw) -> SemiSupervisedGAN:
     model = SemiSupervisedGAN(SGANConfig(**(TINY | kw)).validate(), torch.device("cpu"))
     gen = torch.Generator().manual_seed(0)

@@ -148,3 +148,10 @@ def test_batch_stream_resumes_mid_epoch():
     b = BatchStream(data, batch_size=3, seed=99)
     b.load_state_dict(saved)
     assert [b.next()[0].tolist() for _ in range(5)] == expected
+
+
+def test_a_dataset_the_model_cannot_train_on_is_refused_up_front(tmp_path):
+    from gankit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="dataset='cifar10': this model trains on mnist"):
+        _config(tmp_path, dataset="cifar10")

@@ -51,8 +51,6 @@ class CGANConfig(CompanionConfig):
 
     def validate(self):
         super().validate()
-        if self.dataset != "mnist":
-            raise ConfigError(f"cgan supports --dataset mnist only, got {self.dataset!r}")
         if min(self.z_dim, self.g_width, self.d_width) < 1:
             raise ConfigError("z_dim, g_width and d_width must be ≥ 1")
         return self

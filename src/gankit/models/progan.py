@@ -43,6 +43,7 @@ GRID_SIDE = 8
 
 @dataclass
 class ProGANConfig(CompanionConfig):
+    DATASETS = DATASETS
     dataset: str = opt("cifar10", "cifar10 (32×32 colour) or mnist (padded to 32×32)", choices=DATASETS,
                        group="data")  # fmt: skip
     flip: bool = opt(True, "random horizontal flips of the training images (cifar10; the paper's mirror augment)",
@@ -77,8 +78,6 @@ class ProGANConfig(CompanionConfig):
 
     def validate(self):
         super().validate()
-        if self.dataset not in DATASETS:
-            raise ConfigError(f"dataset={self.dataset!r}: the progressive GAN trains on {' or '.join(DATASETS)}")
         if self.final_resolution != 32:
             raise ConfigError(f"final_resolution must be 32 (the size of {self.dataset}), got {self.final_resolution}")
         r = self.final_resolution // max(1, self.start_resolution)

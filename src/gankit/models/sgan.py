@@ -124,8 +124,6 @@ class SGANConfig(CompanionConfig):
 
     def validate(self):
         super().validate()
-        if self.dataset != "mnist":
-            raise ConfigError(f"sgan supports --dataset mnist only, got {self.dataset!r}")
         if self.labels < NUM_CLASSES or self.labels % NUM_CLASSES:
             raise ConfigError(f"--labels must be a positive multiple of {NUM_CLASSES}, got {self.labels}")
         if not self.d_hidden or not self.g_hidden or min(*self.d_hidden, *self.g_hidden, self.z_dim) < 1:
