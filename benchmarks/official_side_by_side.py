@@ -46,12 +46,14 @@ from gankit.models.official import map_official_state_dict
 from gankit.training.loop import Trainer
 
 
-def official_options(size: int, batch_size: int, blocks: int, workdir: str) -> argparse.Namespace:
+def official_options(
+    size: int, batch_size: int, blocks: int, workdir: str, ngf: int = 64, ndf: int = 64
+) -> argparse.Namespace:
     """The official ``train.py`` defaults for ``--model cycle_gan`` (CPU: ``--gpu_ids -1``)."""
     return argparse.Namespace(
         # base options
         dataroot="unused", name="side_by_side", gpu_ids=[], checkpoints_dir=workdir, model="cycle_gan",
-        input_nc=3, output_nc=3, ngf=64, ndf=64, netD="basic", netG=f"resnet_{blocks}blocks", n_layers_D=3,
+        input_nc=3, output_nc=3, ngf=ngf, ndf=ndf, netD="basic", netG=f"resnet_{blocks}blocks", n_layers_D=3,
         norm="instance", init_type="normal", init_gain=0.02, no_dropout=True, dataset_mode="unaligned",
         direction="AtoB", serial_batches=False, num_threads=0, batch_size=batch_size, load_size=size,
         crop_size=size, max_dataset_size=float("inf"), preprocess="resize_and_crop", no_flip=False,

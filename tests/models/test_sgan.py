@@ -11,7 +11,14 @@ from gankit.cli import main
 from gankit.data.mnist import balanced_subset
 from gankit.errors import ConfigError
 from gankit.losses import GAN_LOSSES
-from gankit.models.sgan import SemiSupervisedGAN, SGANConfig, random_shift, real_fake_logit, real_probability
+from gankit.models.sgan import (
+    SemiSupervisedGAN,
+    SGANConfig,
+    random_affine,
+    random_shift,
+    real_fake_logit,
+    real_probability,
+)
 from gankit.nn.dcgan import MLPDiscriminator, MLPGenerator
 from gankit.training.companion import BatchStream
 
@@ -118,6 +125,23 @@ def test_random_shift_translates_each_image_within_the_limit():
     assert len({(int(r), int(c)) for r, c in zip(rows, cols)}) > 10  # per-image shifts
 
 
+def test_random_affine_rotates_and_scales_each_image_about_its_centre():
+    x = torch.full((32, 1, 28, 28), -1.0)
+    x[:, :, 6:22, 13:15] = 1.0  # a vertical bar through the centre
+    assert torch.equal(random_affine(x, 0, 0), x)
+    torch.manual_seed(0)
+    y = random_affine(x, 40, 0.0)
+    assert y.min() >= -1 - 1e-6 and y.max() <= 1 + 1e-6
+    assert y[:, 0, 13:15, 13:15].min() > 0.5  # the centre stays put
+    ink = (y > 0).float()
+    tilt = (ink[:, 0, 6:10].sum(1) * torch.arange(28)).sum(1) / ink[:, 0, 6:10].sum((1, 2))
+    assert tilt.std() > 1  # per-image angles move the bar's top left and right
+    grown = random_affine(x, 0, 0.3)
+    assert not torch.equal((grown > 0).sum((1, 2, 3)), (x > 0).sum((1, 2, 3)))
+    with pytest.raises(ConfigError):
+        SGANConfig(augment_scale=1.0).validate()
+
+
 def test_weight_average_tracks_the_discriminator_and_is_evaluated():
     model = tiny_model(ema=0.5)
     assert set(model.networks()) == {"G", "D", "D_ema"} and model.classifier is model.D_ema
@@ -150,6 +174,33 @@ def test_learning_rate_decays_linearly_to_zero_at_the_end():
         SGANConfig(lr_decay=1.5).validate()
     with pytest.raises(ConfigError):
         SGANConfig(ema=1.0).validate()
+
+
+def test_consistency_weight_ramps_up_then_holds():
+    model = tiny_model(consistency=10.0, consistency_rampup=0.5, steps=100)
+    weights = [model.consistency_weight(s) for s in range(0, 101, 10)]
+    assert weights[0] == pytest.approx(10 * torch.e**-5) and weights[5:] == [10.0] * 6
+    assert weights[:6] == sorted(weights[:6])
+    assert tiny_model(consistency=3.0, consistency_rampup=0.0).consistency_weight(0) == 3.0
+    with pytest.raises(ConfigError):
+        SGANConfig(consistency=-1).validate()
+
+
+def test_consistency_loss_compares_student_with_the_averaged_teacher():
+    model = tiny_model(consistency=1.0, input_noise=0.0, dropout=0.0, ema=0.5)
+    x = torch.rand(6, 1, 28, 28) * 2 - 1
+    with torch.no_grad():
+        model.D_ema.load_state_dict(model.D.state_dict())
+    logits = model.D(x)
+    assert model.consistency_loss(logits, x).item() == pytest.approx(0.0, abs=1e-12)
+    shifted = torch.roll(x, 3, dims=3)
+    loss = model.consistency_loss(logits, shifted)
+    expected = F.mse_loss(F.softmax(logits, 1), F.softmax(model.D_ema(shifted), 1))
+    assert loss.item() == pytest.approx(expected.item()) and loss.item() > 0
+    loss.backward()  # the gradient reaches the student only
+    assert model.D.head.weight.grad is not None and model.D_ema.head.weight.grad is None
+    terms = tiny_model(consistency=1.0).train_step(1)
+    assert "D_cons" in terms and torch.isfinite(terms["D_cons"])
 
 
 def test_sampling():

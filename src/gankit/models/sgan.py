@@ -61,6 +61,22 @@ def random_shift(x: torch.Tensor, max_shift: int, fill: float = -1.0) -> torch.T
     return padded[batch, chan, rows, cols]
 
 
+def random_affine(x: torch.Tensor, degrees: float, scale: float, fill: float = -1.0) -> torch.Tensor:
+    """Each image (N, C, H, W) rotated by its own random angle in [−degrees, degrees] and scaled by a
+    factor in [1 − scale, 1 + scale] about its centre (bilinear, border filled with ``fill``). Uses the
+    global torch RNG; identity when both are 0."""
+    if degrees <= 0 and scale <= 0:
+        return x
+    n = len(x)
+    angle = (torch.rand(n, device=x.device) * 2 - 1) * math.radians(degrees)
+    factor = 1 + (torch.rand(n, device=x.device) * 2 - 1) * scale
+    cos, sin = torch.cos(angle) / factor, torch.sin(angle) / factor
+    zero = torch.zeros_like(cos)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x - fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + fill
+
+
 def real_probability(logits: torch.Tensor) -> torch.Tensor:
     """D(x) = 1 − 1 / (Σ_k exp(l_k) + 1), computed stably as sigmoid(logsumexp(l))."""
     return torch.sigmoid(real_fake_logit(logits))
@@ -102,6 +118,15 @@ class SGANConfig(CompanionConfig):
         "semi-supervised consistency methods (e.g. Laine & Aila 2017, Temporal Ensembling)",
         group="model",
     )
+    augment_rotate: float = opt(
+        0.0,
+        "random rotation of every real digit fed to D and to the supervised baseline, up to ± this many "
+        "degrees (0 = off); the teacher's view of --consistency stays translation-only",
+        group="model",
+    )
+    augment_scale: float = opt(
+        0.0, "random scaling of those digits by a factor in [1 − s, 1 + s] (0 = off)", group="model"
+    )
     ema: float = opt(
         0.999,
         "decay of an exponential moving average (Polyak averaging) of the discriminator's weights, used as "
@@ -115,6 +140,26 @@ class SGANConfig(CompanionConfig):
         "(an annealing schedule common in semi-supervised GAN training, e.g. Salimans et al. 2016's code; "
         "0 = constant lr)",
         group="optim",
+    )
+    consistency: float = opt(
+        0.0,
+        "weight of a consistency term on unlabelled digits: the mean squared difference between D's class "
+        "probabilities for one random translation of a digit and the weight-averaged D's (the teacher's) for "
+        "another (mean teacher, Tarvainen & Valpola 2017; Π-model, Laine & Aila 2017), ramped up over "
+        "--consistency-rampup (0 = off)",
+        group="loss",
+    )
+    consistency_kind: str = opt(
+        "mse",
+        "consistency term: mse (squared difference of class probabilities) or pseudo-label (cross-entropy "
+        "towards the teacher's predicted digit where the teacher is at least --confidence sure; Lee 2013, "
+        "FixMatch, Sohn et al. 2020)",
+        choices=("mse", "pseudo-label"),
+        group="loss",
+    )
+    confidence: float = opt(0.95, "teacher confidence threshold of --consistency-kind pseudo-label", group="loss")
+    consistency_rampup: float = opt(
+        0.2, "fraction of --steps over which the consistency weight ramps up as exp(−5(1 − t)²)", group="loss"
     )
     baseline_steps: int = opt(2000, "steps of the supervised-only baseline trained by `gankit eval`", group="eval")
     lr: float = opt(1e-3, "generator learning rate", group="optim")
@@ -132,8 +177,12 @@ class SGANConfig(CompanionConfig):
             raise ConfigError("baseline_steps must be ≥ 1")
         if self.augment < 0 or self.augment > 13:
             raise ConfigError(f"augment is a shift in pixels in [0, 13], got {self.augment}")
+        if not 0.0 <= self.augment_rotate <= 180.0 or not 0.0 <= self.augment_scale < 1.0:
+            raise ConfigError("augment_rotate is in degrees [0, 180] and augment_scale a fraction in [0, 1)")
         if not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"ema is a decay in [0, 1), got {self.ema}")
+        if self.consistency < 0 or not 0.0 <= self.consistency_rampup <= 1.0 or not 0.0 <= self.confidence <= 1.0:
+            raise ConfigError("consistency must be ≥ 0, consistency_rampup and confidence in [0, 1]")
         if not 0.0 <= self.lr_decay <= 1.0:
             raise ConfigError(f"lr_decay is a fraction of --steps in [0, 1], got {self.lr_decay}")
         return self
@@ -263,16 +312,21 @@ class SemiSupervisedGAN(GANModel):
             x_lab, y_lab = self.labelled.next()
             (x_unl,) = self.unlabelled.next()
             x_lab, y_lab, x_unl = to_unit(x_lab).to(self.device), y_lab.to(self.device), to_unit(x_unl).to(self.device)
-            x_lab, x_unl = random_shift(x_lab, c.augment), random_shift(x_unl, c.augment)
+            x_raw = x_unl
+            x_lab, x_unl = self.augment(x_lab), self.augment(x_raw)
             with torch.no_grad():
                 fake = self.G(torch.randn(len(x_unl), c.z_dim, device=self.device))
             supervised = F.cross_entropy(self.D(x_lab), y_lab)
-            unsupervised = self.unsupervised_loss(self.D(x_unl), self.D(fake))
+            unl_logits = self.D(x_unl)
+            unsupervised = self.unsupervised_loss(unl_logits, self.D(fake))
             if c.gan_loss == "wgan-gp":
                 unsupervised = unsupervised + c.gp_weight * gradient_penalty(
                     lambda m: real_fake_logit(self.D(m)), x_unl, fake
                 )
             d_loss = supervised + c.unsup_weight * unsupervised
+            if c.consistency > 0:
+                consistency = self.consistency_loss(unl_logits, random_shift(x_raw, c.augment))
+                d_loss = d_loss + self.consistency_weight(step) * consistency
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             opt_d.step()
@@ -293,12 +347,35 @@ class SemiSupervisedGAN(GANModel):
             opt_g.step()
         finally:
             self.D.requires_grad_(True)
-        return {
-            "D": d_loss.detach(),
-            "D_sup": supervised.detach(),
-            "D_unsup": unsupervised.detach(),
-            "G": g_loss.detach(),
-        }
+        losses = {"D": d_loss.detach(), "D_sup": supervised.detach(), "D_unsup": unsupervised.detach()}
+        if c.consistency > 0:
+            losses["D_cons"] = consistency.detach()
+        return {**losses, "G": g_loss.detach()}
+
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        """The training view of real digits: random rotation/scaling (if set), then translation."""
+        c = self.config
+        return random_shift(random_affine(x, c.augment_rotate, c.augment_scale), c.augment)
+
+    def consistency_weight(self, step: int) -> float:
+        """``--consistency`` · exp(−5 (1 − t)²), t = step / (rampup · steps) clipped to 1 (Laine & Aila 2017)."""
+        c = self.config
+        ramp = c.consistency_rampup * c.steps
+        t = 1.0 if ramp <= 0 else min(1.0, step / ramp)
+        return c.consistency * math.exp(-5.0 * (1.0 - t) ** 2)
+
+    def consistency_loss(self, student_logits: torch.Tensor, teacher_view: torch.Tensor) -> torch.Tensor:
+        """The student's class probabilities (D on one view, with gradient) against the teacher's
+        (:attr:`classifier`, on another view, without): their mean squared difference, or, for
+        ``pseudo-label``, the cross-entropy towards the teacher's digit on the digits where the teacher
+        is at least ``--confidence`` sure (averaged over the whole batch, so few sure digits weigh little)."""
+        with torch.no_grad():
+            target = F.softmax(self.classifier(teacher_view), dim=1)
+        if self.config.consistency_kind == "pseudo-label":
+            sure, digit = target.max(dim=1)
+            ce = F.cross_entropy(student_logits, digit, reduction="none")
+            return (ce * (sure >= self.config.confidence)).mean()
+        return F.mse_loss(F.softmax(student_logits, dim=1), target)
 
     # --- the supervised baseline --------------------------------------------------------------------
     def train_supervised_baseline(self, data_root: str | None, steps: int | None = None) -> nn.Module:
@@ -315,7 +392,7 @@ class SemiSupervisedGAN(GANModel):
             stream = BatchStream(x_lab, y_lab, batch_size=c.batch_size, seed=c.seed)
             for _ in range(steps or c.baseline_steps):
                 x, y = stream.next()
-                loss = F.cross_entropy(net(random_shift(x, c.augment)), y)
+                loss = F.cross_entropy(net(self.augment(x)), y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
