@@ -187,7 +187,7 @@ def test_consistency_weight_ramps_up_then_holds():
 
 
 def test_consistency_loss_compares_student_with_the_averaged_teacher():
-    model = tiny_model(consistency=1.0, input_noise=0.0, dropout=0.0, ema=0.5)
+    model = tiny_model(consistency=1.0, consistency_kind="mse", input_noise=0.0, dropout=0.0, ema=0.5)
     x = torch.rand(6, 1, 28, 28) * 2 - 1
     with torch.no_grad():
         model.D_ema.load_state_dict(model.D.state_dict())
@@ -201,6 +201,17 @@ def test_consistency_loss_compares_student_with_the_averaged_teacher():
     assert model.D.head.weight.grad is not None and model.D_ema.head.weight.grad is None
     terms = tiny_model(consistency=1.0).train_step(1)
     assert "D_cons" in terms and torch.isfinite(terms["D_cons"])
+    assert "D_cons" not in tiny_model(consistency=0.0).train_step(1)
+
+
+def test_pseudo_label_consistency_counts_only_sure_teacher_digits():
+    model = tiny_model(consistency_kind="pseudo-label", confidence=0.0, input_noise=0.0, dropout=0.0)
+    x = torch.rand(6, 1, 28, 28) * 2 - 1
+    logits = model.D(x)
+    teacher = model.classifier(x).argmax(1)
+    torch.testing.assert_close(model.consistency_loss(logits, x), F.cross_entropy(logits, teacher))
+    model.config.confidence = 1.0  # no softmax output reaches 1 here: nothing is sure
+    assert model.consistency_loss(logits, x).item() == 0.0
 
 
 def test_sampling():

@@ -7,9 +7,11 @@ minimizes cross-entropy on the few labelled digits plus the game on unlabelled a
 the generator by default plays the game (``--generator-loss adversarial``) or matches the mean of the
 discriminator's last hidden features on real data (feature matching, Salimans et al. §3.1).
 
-Three training aids, each an option: random ±``--augment`` pixel translations of every real digit D
-sees (and of the supervised baseline's digits), a moving average of D's weights (``--ema``) that is
-the classifier evaluated, and a linear learning-rate decay over the last ``--lr-decay`` of the steps.
+Training aids, each an option: random translations (``--augment``), rotations and scalings
+(``--augment-rotate``, ``--augment-scale``) of every real digit D sees (and of the supervised
+baseline's digits); a moving average of D's weights (``--ema``), which is the classifier evaluated
+and the teacher of a consistency term on unlabelled digits (``--consistency``, pseudo-labels by
+default, FixMatch-style); and a linear learning-rate decay over the last ``--lr-decay`` of the steps.
 
 Only ``--labels`` train digits (an equal number per class, drawn with ``--label-seed``, default
 ``--seed``) keep their labels; the other train digits are used without labels.
@@ -94,7 +96,9 @@ class SGANConfig(CompanionConfig):
         choices=("mlp", "conv"),
         group="model",
     )
-    d_width: int = opt(32, "conv discriminator width w (channels w → 2w → 4w)", group="model")
+    d_width: int = opt(
+        64, "conv discriminator width w (channels w → 2w → 4w; the book's is 32)", group="model"
+    )
     dropout: float = opt(0.5, "conv discriminator dropout", group="model")
     d_hidden: list[int] = opt([1000, 500, 250, 250, 250], "discriminator hidden layer widths", group="model")
     generator: str = opt(
@@ -119,13 +123,13 @@ class SGANConfig(CompanionConfig):
         group="model",
     )
     augment_rotate: float = opt(
-        0.0,
+        15.0,
         "random rotation of every real digit fed to D and to the supervised baseline, up to ± this many "
         "degrees (0 = off); the teacher's view of --consistency stays translation-only",
         group="model",
     )
     augment_scale: float = opt(
-        0.0, "random scaling of those digits by a factor in [1 − s, 1 + s] (0 = off)", group="model"
+        0.1, "random scaling of those digits by a factor in [1 − s, 1 + s] (0 = off)", group="model"
     )
     ema: float = opt(
         0.999,
@@ -142,7 +146,7 @@ class SGANConfig(CompanionConfig):
         group="optim",
     )
     consistency: float = opt(
-        0.0,
+        1.0,
         "weight of a consistency term on unlabelled digits: the mean squared difference between D's class "
         "probabilities for one random translation of a digit and the weight-averaged D's (the teacher's) for "
         "another (mean teacher, Tarvainen & Valpola 2017; Π-model, Laine & Aila 2017), ramped up over "
@@ -150,7 +154,7 @@ class SGANConfig(CompanionConfig):
         group="loss",
     )
     consistency_kind: str = opt(
-        "mse",
+        "pseudo-label",
         "consistency term: mse (squared difference of class probabilities) or pseudo-label (cross-entropy "
         "towards the teacher's predicted digit where the teacher is at least --confidence sure; Lee 2013, "
         "FixMatch, Sohn et al. 2020)",
@@ -164,7 +168,7 @@ class SGANConfig(CompanionConfig):
     baseline_steps: int = opt(2000, "steps of the supervised-only baseline trained by `gankit eval`", group="eval")
     lr: float = opt(1e-3, "generator learning rate", group="optim")
     batch_size: int = opt(100, "images per iteration (labelled, unlabelled and generated each)", group="run")
-    steps: int = opt(3000, "training iterations (generator updates)", group="run")
+    steps: int = opt(4000, "training iterations (generator updates)", group="run")
     out: str = opt("runs/sgan", "run folder", group="run")
 
     def validate(self):
