@@ -96,9 +96,7 @@ class SGANConfig(CompanionConfig):
         choices=("mlp", "conv"),
         group="model",
     )
-    d_width: int = opt(
-        64, "conv discriminator width w (channels w → 2w → 4w; the book's is 32)", group="model"
-    )
+    d_width: int = opt(64, "conv discriminator width w (channels w → 2w → 4w; the book's is 32)", group="model")
     dropout: float = opt(0.5, "conv discriminator dropout", group="model")
     d_hidden: list[int] = opt([1000, 500, 250, 250, 250], "discriminator hidden layer widths", group="model")
     generator: str = opt(
