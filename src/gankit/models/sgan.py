@@ -145,10 +145,10 @@ class SGANConfig(CompanionConfig):
     )
     consistency: float = opt(
         1.0,
-        "weight of a consistency term on unlabelled digits: the mean squared difference between D's class "
-        "probabilities for one random translation of a digit and the weight-averaged D's (the teacher's) for "
-        "another (mean teacher, Tarvainen & Valpola 2017; Π-model, Laine & Aila 2017), ramped up over "
-        "--consistency-rampup (0 = off)",
+        "weight of a consistency term on unlabelled digits: D's class prediction for the augmented view of a "
+        "digit is pulled toward the weight-averaged D's (the teacher's) for a translation-only view "
+        "(--consistency-kind; mean teacher, Tarvainen & Valpola 2017; Π-model, Laine & Aila 2017), ramped "
+        "up over --consistency-rampup (0 = off)",
         group="loss",
     )
     consistency_kind: str = opt(
