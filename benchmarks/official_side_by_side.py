@@ -136,6 +136,7 @@ def counted_flops(fn) -> dict[str, float]:
 
 
 def run_size(args, size: int, overrides: dict) -> dict[str, Any]:
+    torch._dynamo.reset()  # else a second size recompiles with dynamic shapes (slower kernels)
     torch.manual_seed(args.seed)
     batches = [
         (torch.rand(args.batch_size, 3, size, size) * 2 - 1, torch.rand(args.batch_size, 3, size, size) * 2 - 1)
