@@ -64,7 +64,7 @@ class ColumnTapConv2d(nn.Conv2d):
 
     Same parameters, state dict and FLOPs as ``nn.Conv2d`` and the same result up to float rounding.
     oneDNN's CPU kernels vectorize over output channels, so 3 outputs fill 3 of 16 AVX-512 lanes
-    while 21 fill 21 of 32: forward+backward of the resnet head at 256² is ~2.9× faster
+    while 21 fill 21 of 32: forward+backward of the resnet head at 256² is 2.4–2.9× faster
     (``benchmarks/conv_layers.py``). Used on CPU for stride-1 unpadded convs (the padding is a separate
     layer); anything else, CUDA, and TorchScript/ONNX export take the plain ``nn.Conv2d`` path.
     """
