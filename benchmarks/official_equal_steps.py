@@ -46,19 +46,21 @@ from gankit.models.cyclegan import CycleGAN
 from gankit.models.official import map_official_state_dict
 from gankit.training.data import domain_pair, make_loader, resolve_config
 from gankit.training.loop import Trainer
+from gankit.training.report import moving_average
 from gankit.training.schedules import lr_factor
 
 sys.path.insert(0, str(Path(__file__).parent))
 from official_side_by_side import (
+    LOSS_KEYS,
     copy_official_weights,
     gankit_step,
     load_official_model,
     official_options,
     official_step,
     parse_overrides,
+    relative_difference,
 )
 
-LOSS_KEYS = ("G_total", "D", "cycle")
 DIVERGENCE_STEPS = (1, 2, 5, 10, 50)
 METRIC_KEYS = ("success_a2b", "success_b2a", "fid_cls_a2b", "fid_cls_b2a", "cycle_l1_a", "cycle_l1_b")
 
@@ -95,34 +97,31 @@ def new_official(args, workdir: str):
 def train_official(args, config, batches, pool_seed: int, workdir: str) -> tuple[object, list[dict]]:
     model = new_official(args, workdir)
     random.seed(pool_seed)  # their ImagePool draws from Python's random
-    losses = []
+    losses, start = [], time.perf_counter()
     for step, (a, b) in enumerate(batches):
         factor = lr_factor(step, config.steps, config.schedule, decay_start=config.decay_start)
         for opt in model.optimizers:
             for group in opt.param_groups:
                 group["lr"] = config.lr * factor
         losses.append(official_step(model, a, b))
-        log_progress("official", step, len(batches), losses[-1])
+        log_progress("official", step, len(batches), losses[-1], start)
     return model, losses
 
 
 def train_gankit(args, config, batches, run_dir: Path, workdir: str) -> tuple[Trainer, list[dict]]:
     trainer = Trainer(config, run_dir, pair=None, progress=False)
     copy_official_weights(new_official(args, workdir), trainer)
-    losses = []
+    losses, start = [], time.perf_counter()
     for step, (a, b) in enumerate(batches):
         losses.append(gankit_step(trainer, a, b))
-        log_progress("gankit", step, len(batches), losses[-1])
+        log_progress("gankit", step, len(batches), losses[-1], start)
     return trainer, losses
 
 
-_t0 = time.perf_counter()
-
-
-def log_progress(name: str, step: int, total: int, losses: dict) -> None:
+def log_progress(name: str, step: int, total: int, losses: dict, start: float) -> None:
     if (step + 1) % 50 == 0 or step + 1 == total:
         print(f"  {name:>10} {step + 1:>5}/{total}  G {losses['G_total']:.3f}  D {losses['D']:.3f}  "
-              f"cycle {losses['cycle']:.3f}  ({time.perf_counter() - _t0:.0f}s)", flush=True)  # fmt: skip
+              f"cycle {losses['cycle']:.3f}  ({time.perf_counter() - start:.0f}s)", flush=True)  # fmt: skip
 
 
 def save_run(config: CycleGANConfig, run_dir: Path, official=None, trainer: Trainer | None = None) -> Path:
@@ -183,7 +182,7 @@ def write_losses(out: Path, runs: dict[str, list[dict]], smooth: int) -> None:
     for ax, key in zip(axes, LOSS_KEYS):
         for name, style in zip(names, ("-", "--", ":")):
             y = np.array([r[key] for r in runs[name]])
-            ax.plot(np.arange(smooth, len(y) + 1), smoothed(y, smooth), style, label=name, lw=1.4)
+            ax.plot(np.arange(1, len(y) + 1), moving_average(y, smooth), style, label=name, lw=1.4)
         ax.set_title(f"{key} (moving average of {smooth})")
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
@@ -191,14 +190,6 @@ def write_losses(out: Path, runs: dict[str, list[dict]], smooth: int) -> None:
     fig.tight_layout()
     fig.savefig(out / "losses.png", dpi=110)
     plt.close(fig)
-
-
-def relative_difference(reference: dict, other: dict) -> dict[str, float]:
-    return {k: abs(reference[k] - other[k]) / max(abs(reference[k]), 1e-12) for k in LOSS_KEYS}
-
-
-def smoothed(y: np.ndarray, window: int) -> np.ndarray:
-    return np.convolve(y, np.ones(window) / window, mode="valid")
 
 
 def main() -> None:

@@ -127,6 +127,14 @@ def gankit_step(trainer: Trainer, a: torch.Tensor, b: torch.Tensor) -> dict[str,
             "cycle": float(t["cycle_a"]) + float(t["cycle_b"])}  # fmt: skip
 
 
+LOSS_KEYS = ("G_total", "D", "cycle")
+
+
+def relative_difference(reference: dict[str, float], other: dict[str, float]) -> dict[str, float]:
+    """|reference − other| / |reference| for each of :data:`LOSS_KEYS`."""
+    return {k: abs(reference[k] - other[k]) / max(abs(reference[k]), 1e-12) for k in LOSS_KEYS}
+
+
 def counted_flops(fn) -> dict[str, float]:
     with FlopCounterMode(display=False) as counter:
         fn()
@@ -187,13 +195,9 @@ def run_size(args, size: int, overrides: dict) -> dict[str, Any]:
     med = {k: statistics.median(v) for k, v in times.items()}
     med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
     same_fakes = min(len(losses["official"]), 50)  # until the pools are full both see the same fakes
-    rel = {
-        key: max(abs(o[key] - g[key]) / max(abs(o[key]), 1e-12)
-                 for o, g in zip(losses["official"][:same_fakes], losses["gankit"][:same_fakes]))
-        for key in ("G_total", "D", "cycle")
-    }  # fmt: skip
-    per_step = [abs(o["G_total"] - g["G_total"]) / abs(o["G_total"])
-                for o, g in zip(losses["official"][:same_fakes], losses["gankit"][:same_fakes])]  # fmt: skip
+    diffs = [relative_difference(o, g) for o, g in zip(losses["official"][:same_fakes], losses["gankit"][:same_fakes])]
+    rel = {key: max(d[key] for d in diffs) for key in LOSS_KEYS}
+    per_step = [d["G_total"] for d in diffs]
     return {
         "size": size, "batch_size": args.batch_size, "blocks": args.blocks, "threads": args.threads,
         "iters": args.iters, "warmup": args.warmup, "gankit_overrides": overrides,

@@ -168,7 +168,7 @@ def loss_group(key: str) -> str:
     return next((g for g in ("D", "G_adv", "cycle", "idt") if key.startswith(g)), "other")
 
 
-def _moving_average(y: np.ndarray, window: int) -> np.ndarray:
+def moving_average(y: np.ndarray, window: int) -> np.ndarray:
     """Centred mean over ``window`` points, narrowing at the ends: no lag behind the raw curve."""
     c = np.cumsum(np.insert(y, 0, 0.0))
     i = np.arange(len(y))
@@ -214,7 +214,7 @@ def plot_losses(csv_path: str | Path, png_path: str | Path, smooth: int | None =
             x, y = steps[ok], y[ok]
             color = f"C{i}"
             if smooth > 1 and len(y) > 1:
-                ys = _moving_average(y, smooth)
+                ys = moving_average(y, smooth)
                 ax.plot(x, y, color=color, alpha=0.22, linewidth=0.8)
                 ax.plot(x, ys, color=color, linewidth=1.8, label=k)
             else:
