@@ -4,7 +4,9 @@ The whole training step is ~83 % convolution, but the layers are far from equall
 3×3 conv between 256 channels runs near the machine's attainable rate, while the head's 64 → 3 7×7
 conv fills 3 of 16 AVX-512 lanes. This prints, for every distinct conv of resnet-9 + 3-layer
 PatchGAN at ``--size``, the forward and forward+backward (input and weight gradients) time and
-GFLOP/s in NCHW, in channels_last, and, for the head, as :class:`gankit.nn.layers.ColumnTapConv2d`.
+GFLOP/s in NCHW and in channels_last; for the stride-1 convs also the forward, input-gradient and
+weight-gradient time of each algorithm :class:`gankit.nn.conv.TunedConv2d` chooses from (oneDNN,
+NNPACK Winograd/FFT, column taps) and the best of each, i.e. what the tuned conv reaches.
 Writes ``--out`` (JSON)::
 
     python benchmarks/conv_layers.py --size 256 --threads 2
@@ -14,15 +16,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
 from pathlib import Path
 
-import torch
+from gankit.launch import prefer_short_openmp_spin
 
-from gankit.io import atomic_write_text
-from gankit.nn.layers import ColumnTapConv2d
+prefer_short_openmp_spin()  # as the gankit command does; must precede torch's import
+
+import torch  # noqa: E402
+
+from gankit.io import atomic_write_text  # noqa: E402
+from gankit.nn.conv import ALGORITHMS, candidates  # noqa: E402
 
 
 def layers(size: int) -> list[dict]:
@@ -61,8 +68,6 @@ def make_conv(layer: dict, variant: str) -> torch.nn.Module:
     args = (layer["in_ch"], layer["out_ch"], layer["kernel"])
     if layer["transposed"]:
         return torch.nn.ConvTranspose2d(*args, stride=layer["stride"], padding=1, output_padding=1)
-    if variant == "column taps":
-        return ColumnTapConv2d(*args, stride=layer["stride"])
     return torch.nn.Conv2d(*args, stride=layer["stride"])
 
 
@@ -83,6 +88,28 @@ def measure(layer: dict, variant: str, iters: int) -> dict:
             "fwd_bwd_ms": both * 1e3, "fwd_bwd_gflops": 3 * flop / both / 1e9, "gflop": flop / 1e9}  # fmt: skip
 
 
+def measure_algorithms(layer: dict, iters: int) -> list[dict]:
+    """Forward, input-gradient and weight-gradient ms of each candidate algorithm, then the best of each."""
+    x = torch.randn(1, layer["in_ch"], layer["side"], layer["side"])
+    w = torch.randn(layer["out_ch"], layer["in_ch"], layer["kernel"], layer["kernel"]) * 0.02
+    side = layer["side"] - layer["kernel"] + 1
+    g = torch.randn(1, layer["out_ch"], side, side)
+    flop = 2 * layer["in_ch"] * layer["out_ch"] * layer["kernel"] ** 2 * side * side
+    args = {"forward": (x, w), "input_grad": (g, x, w), "weight_grad": (g, x, w)}
+    ms: dict[str, dict[str, float]] = {}
+    for kind, table in ALGORITHMS.items():
+        for name in candidates(kind, x, w):
+            ms.setdefault(name, {})[kind] = median_time(lambda: table[name](*args[kind]), iters) * 1e3  # noqa: B023
+    rows = [{"variant": name, **{f"{k}_ms": v for k, v in t.items()}} for name, t in ms.items()]
+    best = {kind: min((t[kind], name) for name, t in ms.items() if kind in t) for kind in ALGORITHMS}
+    rows.append({"variant": "best", **{f"{k}_ms": v[0] for k, v in best.items()},
+                 "chosen": {k: v[1] for k, v in best.items()}})  # fmt: skip
+    for r in rows:
+        total = sum(r.get(f"{k}_ms", best[k][0]) for k in ALGORITHMS)
+        r.update(fwd_bwd_ms=total, fwd_bwd_gflops=3 * flop / total / 1e6, gflop=flop / 1e9)
+    return rows
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", type=int, default=256)
@@ -94,14 +121,20 @@ def main() -> None:
     rows = []
     print(f"{'layer':<22} {'variant':<14} {'fwd ms':>8} {'GFLOP/s':>8} {'fwd+bwd ms':>11} {'GFLOP/s':>8}")
     for layer in layers(args.size):
-        variants = ["NCHW", "channels_last"] + (["column taps"] if layer["name"] == "G head 7x7" else [])
-        for variant in variants:
+        for variant in ["NCHW", "channels_last"]:
             r = {**layer, "variant": variant, **measure(layer, variant, args.iters)}
             rows.append(r)
             print(f"{layer['name']:<22} {variant:<14} {r['forward_ms']:>8.2f} {r['forward_gflops']:>8.0f} "
                   f"{r['fwd_bwd_ms']:>11.2f} {r['fwd_bwd_gflops']:>8.0f}", flush=True)  # fmt: skip
+        if layer["stride"] == 1 and not layer["transposed"]:
+            for r in measure_algorithms(layer, args.iters):
+                rows.append({**layer, **r})
+                parts = " ".join(f"{k} {r[f'{k}_ms']:.2f}" for k in ALGORITHMS if f"{k}_ms" in r)
+                print(f"{'':<22} {r['variant']:<14} {parts} ms -> fwd+bwd {r['fwd_bwd_ms']:.2f} ms "
+                      f"{r['fwd_bwd_gflops']:.0f} GFLOP/s" + (f" {r['chosen']}" if "chosen" in r else ""))  # fmt: skip
     meta = {"machine": platform.processor() or platform.machine(), "torch": torch.__version__,
-            "threads": torch.get_num_threads(), "size": args.size}  # fmt: skip
+            "threads": torch.get_num_threads(), "size": args.size,
+            "GOMP_SPINCOUNT": os.environ.get("GOMP_SPINCOUNT")}  # fmt: skip
     atomic_write_text(Path(args.out), json.dumps({"meta": meta, "rows": rows}, indent=2))
     print(f"wrote {args.out}")
 

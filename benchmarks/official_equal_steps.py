@@ -38,19 +38,24 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from gankit.config import CycleGANConfig
-from gankit.io import atomic_write_text
-from gankit.models.cyclegan import CycleGAN
-from gankit.models.official import map_official_state_dict
-from gankit.training.data import domain_pair, make_loader, resolve_config
-from gankit.training.loop import Trainer
-from gankit.training.report import moving_average
-from gankit.training.schedules import lr_factor
+from gankit.launch import prefer_short_openmp_spin
+
+prefer_short_openmp_spin()  # as the gankit command does; must precede torch's import
+
+import torch  # noqa: E402
+
+from gankit.config import CycleGANConfig  # noqa: E402
+from gankit.io import atomic_write_text  # noqa: E402
+from gankit.models.cyclegan import CycleGAN  # noqa: E402
+from gankit.models.official import map_official_state_dict  # noqa: E402
+from gankit.training.data import domain_pair, make_loader, resolve_config  # noqa: E402
+from gankit.training.loop import Trainer  # noqa: E402
+from gankit.training.report import moving_average  # noqa: E402
+from gankit.training.schedules import lr_factor  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from official_side_by_side import (
+from official_side_by_side import (  # noqa: E402
     LOSS_KEYS,
     copy_official_weights,
     gankit_step,

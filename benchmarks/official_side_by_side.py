@@ -29,6 +29,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import os
 import platform
 import statistics
 import sys
@@ -37,13 +38,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch.utils.flop_counter import FlopCounterMode
+from gankit.launch import prefer_short_openmp_spin
 
-from gankit.config import CycleGANConfig, coerce
-from gankit.io import atomic_write_text
-from gankit.models.official import map_official_state_dict
-from gankit.training.loop import Trainer
+prefer_short_openmp_spin()  # as the gankit command does; must precede torch's import
+
+import torch  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from gankit.config import CycleGANConfig, coerce  # noqa: E402
+from gankit.io import atomic_write_text  # noqa: E402
+from gankit.models.official import map_official_state_dict  # noqa: E402
+from gankit.training.loop import Trainer  # noqa: E402
 
 
 def official_options(
@@ -155,6 +160,7 @@ def run_size(args, size: int, overrides: dict) -> dict[str, Any]:
         official = load_official_model(Path(args.official_repo), official_options(size, args.batch_size,
                                                                                 args.blocks, tmp))  # fmt: skip
         trainer = make_gankit(size, args.batch_size, args.blocks, args.threads, tmp, overrides)
+        tuner = trainer.model.conv_tuner
         torch.set_num_threads(args.threads)
         if not args.own_init:
             copy_official_weights(official, trainer)
@@ -209,6 +215,7 @@ def run_size(args, size: int, overrides: dict) -> dict[str, Any]:
         "official_cpu_times": cpu["official"], "gankit_cpu_times": cpu["gankit"],
         "official_flops": flops["official"], "gankit_flops": flops["gankit"],
         "same_init": not args.own_init, "loss_max_rel_diff": rel if not args.own_init else None,
+        "conv_algorithms": tuner.summary() if tuner is not None else None,
         "g_loss_rel_diff_per_step": per_step if not args.own_init else None,
         "losses_last": {k: v[-1] for k, v in losses.items()},
     }  # fmt: skip
@@ -259,7 +266,8 @@ def main() -> None:
               f"{r['cpu_ratio']:>14.3f}x {conv:>18} "
               f"{diff:>25}")  # fmt: skip
     meta = {"machine": platform.processor() or platform.machine(), "torch": torch.__version__,
-            "threads": torch.get_num_threads(), "command": " ".join(sys.argv)}  # fmt: skip
+            "threads": torch.get_num_threads(), "command": " ".join(sys.argv),
+            **{k: os.environ.get(k) for k in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}}  # fmt: skip
     out = Path(args.out)
     atomic_write_text(out, json.dumps({"meta": meta, "rows": rows}, indent=2))
     print(f"wrote {out}")

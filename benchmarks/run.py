@@ -13,11 +13,15 @@ import json
 import platform
 from pathlib import Path
 
-import torch
+from gankit.launch import prefer_short_openmp_spin
 
-from gankit.bench import attainable_conv_gflops, bench_infer, bench_train, format_rows
-from gankit.io import atomic_write_text
-from gankit.training.setup import resolve_device
+prefer_short_openmp_spin()  # as the gankit command does; must precede torch's import
+
+import torch  # noqa: E402
+
+from gankit.bench import attainable_conv_gflops, bench_infer, bench_train, format_rows  # noqa: E402
+from gankit.io import atomic_write_text  # noqa: E402
+from gankit.training.setup import resolve_device  # noqa: E402
 
 
 def main() -> None:

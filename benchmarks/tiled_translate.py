@@ -26,8 +26,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
-from PIL import Image
+
+from gankit.launch import prefer_short_openmp_spin
+
+prefer_short_openmp_spin()  # as the gankit command does; must precede torch's import
+
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CHILD = (

@@ -1,3 +1,3 @@
-from gankit.cli import main
+from gankit.launch import main
 
 raise SystemExit(main())

@@ -12,12 +12,13 @@ import torch
 from torch import nn
 
 from gankit.config import CycleGANConfig
+from gankit.nn import conv
 from gankit.training.loop import Trainer
 
 
 def _trainer(tmp_path, name: str, reference: bool, **fields) -> Trainer:
     base = dict(channels_a=3, channels_b=3, size=32, generator="resnet", blocks=1, ngf=8, ndf=8, steps=100,
-                device="cpu", threads=1, batch_size=2, pool_size=50)  # fmt: skip
+                device="cpu", threads=1, batch_size=2, pool_size=50, conv_algorithms="plain")  # fmt: skip
     trainer = Trainer(CycleGANConfig(**(base | fields)).validate(), tmp_path / name, pair=None, progress=False)
     trainer.model.batch_passes = not reference
     return trainer
@@ -74,6 +75,35 @@ def test_batched_passes_match_the_reference_step(tmp_path, fields):
         torch.manual_seed(7)
         _assert_same_losses(got, ref.train_step(a, b), rel=1e-4)
         _assert_same_gradients(fast, ref)
+
+
+def _gradient_errors(trainer: Trainer, reference: Trainer) -> dict[str, float]:
+    skip = _cancelled_biases(reference.model)
+    got = dict(trainer.model.named_parameters())
+    return {key: ((got[key].grad.double() - p.grad).abs().max() / p.grad.abs().max()).item()
+            for key, p in reference.model.named_parameters() if key not in skip and p.grad is not None}  # fmt: skip
+
+
+@pytest.mark.parametrize("algorithms", ["nnpack", "tuned"])
+def test_tuned_convolutions_are_as_accurate_as_plain_ones(tmp_path, algorithms):
+    """One step in float32 with tuned convs and with PyTorch's, both against the plain step in float64.
+    ``nnpack`` forces Winograd/FFT into every conv it applies to, whatever the timings say."""
+    tuned, plain = _trainer(tmp_path, "t", False, conv_algorithms=algorithms), _trainer(tmp_path, "p", False)
+    exact = _trainer(tmp_path, "x", False)
+    exact.model.double()
+    assert tuned.model.conv_tuner is not None and plain.model.conv_tuner is None
+    a, b = next(_batches(1))
+    losses = {}
+    for name, trainer, dtype in (("tuned", tuned, torch.float32), ("plain", plain, torch.float32),
+                                 ("exact", exact, torch.float64)):  # fmt: skip
+        torch.manual_seed(7)
+        losses[name] = trainer.train_step(a.to(dtype), b.to(dtype))
+    _assert_same_losses(losses["tuned"], losses["exact"], rel=1e-4)
+    err_tuned, err_plain = _gradient_errors(tuned, exact), _gradient_errors(plain, exact)
+    worse = {k: (err_tuned[k], err_plain[k]) for k in err_tuned if err_tuned[k] > max(2 * err_plain[k], 5e-5)}
+    assert not worse, f"tuned gradients less accurate than plain ones: {worse}"
+    if algorithms == "nnpack" and conv.nnpack_available():
+        assert "nnpack" in tuned.model.conv_tuner.choices.values()
 
 
 def test_batch_norm_models_keep_one_pass_per_input(tmp_path):

@@ -22,6 +22,7 @@ from gankit.errors import CheckpointError
 from gankit.io import list_checkpoints, load_safetensors, safe_torch_load, save_safetensors
 from gankit.losses import AdversarialLoss, cycle_loss, gradient_penalty, identity_loss
 from gankit.nn import build_discriminator, build_generator, init_weights
+from gankit.nn.conv import ConvAlgorithmTuner, tune_convolutions
 
 DIRECTIONS = ("a2b", "b2a")
 WEIGHTS_FORMAT = "gankit-cyclegan-1"
@@ -72,6 +73,11 @@ class CycleGAN(nn.Module):
             nets += [self.d_a, self.d_b]
         for net in nets:
             init_weights(net, config.init, config.init_gain)
+        self.conv_tuner = None
+        if config.conv_algorithms != "plain" and not config.deterministic:
+            force = "nnpack" if config.conv_algorithms == "nnpack" else None
+            self.conv_tuner = ConvAlgorithmTuner(force=force)  # timings, not weights: not in the state dict
+            tune_convolutions(self, self.conv_tuner)
         self.adversarial = AdversarialLoss(config.gan_loss, real_label=1.0 - config.label_smoothing)
 
     # --- inference ------------------------------------------------------------------------------
@@ -116,13 +122,16 @@ class CycleGAN(nn.Module):
 
     @contextlib.contextmanager
     def eager_passes(self):
-        """Temporarily run every pass eagerly (e.g. to count FLOPs of a compiled model's step)."""
+        """Temporarily run every pass eagerly through PyTorch's own convolutions (no compile, no tuned
+        algorithms): the reference path, e.g. to count a step's FLOPs."""
         compiled = self._compiled
         object.__setattr__(self, "_compiled", None)
+        tune_convolutions(self, None)
         try:
             yield
         finally:
             object.__setattr__(self, "_compiled", compiled)
+            tune_convolutions(self, self.conv_tuner)
 
     def _net(self, name: str) -> nn.Module:
         if self._compiled is not None and self.training and torch.is_grad_enabled():

@@ -1,0 +1,272 @@
+"""Stride-1 convolutions computed on the CPU by whichever exact algorithm is fastest for the layer.
+
+PyTorch runs every CPU convolution through oneDNN's direct kernels. For two kinds of layer in
+CycleGAN's generator that leaves much of the machine unused (``benchmarks/conv_layers.py``):
+
+* **3×3 convs on large maps** (the residual blocks at 256 px: 256 channels on 64×64): the
+  Winograd transform F(6×6, 3×3) does the same convolution with ~5× fewer multiplications
+  (Lavin & Gray 2016). NNPACK, which ships inside PyTorch's CPU build, implements it (and FFT
+  convolution for 7×7 kernels). On small maps its 8×8 tiles waste work and oneDNN wins.
+* **convs to a few channels** (the 64 → 3, 7×7 image head): oneDNN vectorizes over output channels,
+  so 3 outputs fill 3 of 16 AVX-512 lanes. Computed as a 7×1 conv to 21 channels plus a sum of 7
+  shifted slices (*column taps*), the same arithmetic runs 2–3× faster.
+
+Which one wins depends on the layer's shape, the thread count and the CPU, so
+:class:`ConvAlgorithmTuner` times the candidates once per shape on the first call (as
+``cudnn.benchmark`` does on GPUs) and keeps the fastest — the forward, the input gradient and the
+weight gradient each on their own. A candidate is kept only when it agrees with oneDNN on that input
+(relative error ≤ :attr:`ConvAlgorithmTuner.tolerance`: Winograd's rounding is ~1e-5 of the
+output's scale in float32, against ~1e-6 for the direct kernels) and beats it by
+:attr:`ConvAlgorithmTuner.margin`.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+PLAIN = "onednn"
+_ONE = [1, 1]
+_ZERO = [0, 0]
+
+
+@functools.cache
+def nnpack_available() -> bool:
+    """Whether this PyTorch build can run NNPACK (the call also initializes it)."""
+    try:
+        return bool(torch._nnpack_available())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def _per_sample(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """NNPACK's batch-1 path (``nnp_convolution_inference``) is the fast one: run it per image."""
+    if x.shape[0] == 1:
+        return fn(x)
+    return torch.cat([fn(x[i : i + 1]) for i in range(x.shape[0])])
+
+
+def _convolution_backward(grad, x, weight, mask):
+    return torch.ops.aten.convolution_backward(grad, x, weight, None, _ONE, _ZERO, _ONE, False, _ZERO, 1, mask)
+
+
+def column_weight(weight: torch.Tensor) -> torch.Tensor:
+    """(O, C, kh, kw) → (O·kw, C, kh, 1): output channel o·kw + t is column t of filter o."""
+    out_ch, in_ch, kh, kw = weight.shape
+    return weight.permute(0, 3, 1, 2).reshape(out_ch * kw, in_ch, kh, 1)
+
+
+def shifted_sum(z: torch.Tensor, taps: int, width: int) -> torch.Tensor:
+    """out[:, o, :, x] = Σ_t z[:, o·taps + t, :, x + t] for t < taps."""
+    zz = z.unflatten(1, (-1, taps))
+    out = zz[:, :, 0, :, :width].clone()
+    for t in range(1, taps):
+        out += zz[:, :, t, :, t : t + width]
+    return out
+
+
+def shifted_sum_grad(grad: torch.Tensor, taps: int, in_width: int) -> torch.Tensor:
+    """The gradient of :func:`shifted_sum` for z: each shifted window of ``grad`` written once."""
+    n, c, h, width = grad.shape
+    gz = grad.new_zeros(n, c, taps, h, in_width)
+    for t in range(taps):
+        gz[:, :, t, :, t : t + width] = grad
+    return gz.view(n, c * taps, h, in_width)
+
+
+# --- forward: (x, weight) -> y, bias excluded -------------------------------------------------------
+
+
+def forward_onednn(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    return F.conv2d(x, weight)
+
+
+def forward_nnpack(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    return _per_sample(lambda s: torch._nnpack_spatial_convolution(s, weight, None, _ZERO, _ONE), x)
+
+
+def forward_column_taps(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    kw = weight.shape[3]
+    return shifted_sum(F.conv2d(x, column_weight(weight)), kw, x.shape[3] - kw + 1)
+
+
+# --- input gradient: (grad, x, weight) -> grad_x ----------------------------------------------------
+
+
+def input_grad_onednn(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    return _convolution_backward(grad, x, weight, [True, False, False])[0]
+
+
+def input_grad_nnpack(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """dL/dx of a valid conv is the 'full' conv of the output gradient with the flipped, transposed
+    filters: a forward convolution, so NNPACK's fast forward applies."""
+    kh, kw = weight.shape[2:]
+    flipped = weight.flip(2, 3).transpose(0, 1).contiguous()
+    return _per_sample(lambda s: torch._nnpack_spatial_convolution(s, flipped, None, [kh - 1, kw - 1], _ONE), grad)
+
+
+def input_grad_column_taps(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    gz = shifted_sum_grad(grad, weight.shape[3], x.shape[3])
+    return _convolution_backward(gz, x, column_weight(weight), [True, False, False])[0]
+
+
+# --- weight gradient: (grad, x, weight) -> grad_weight ----------------------------------------------
+
+
+def weight_grad_onednn(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    return _convolution_backward(grad, x, weight, [False, True, False])[1]
+
+
+def weight_grad_column_taps(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    out_ch, in_ch, kh, kw = weight.shape
+    gz = shifted_sum_grad(grad, kw, x.shape[3])
+    g_columns = _convolution_backward(gz, x, column_weight(weight), [False, True, False])[1]
+    return g_columns.view(out_ch, kw, in_ch, kh).permute(0, 2, 3, 1).contiguous()
+
+
+FORWARD = {"onednn": forward_onednn, "nnpack": forward_nnpack, "column-taps": forward_column_taps}
+INPUT_GRAD = {"onednn": input_grad_onednn, "nnpack": input_grad_nnpack, "column-taps": input_grad_column_taps}
+WEIGHT_GRAD = {"onednn": weight_grad_onednn, "column-taps": weight_grad_column_taps}
+ALGORITHMS = {"forward": FORWARD, "input_grad": INPUT_GRAD, "weight_grad": WEIGHT_GRAD}
+
+
+def candidates(kind: str, x: torch.Tensor, weight: torch.Tensor) -> list[str]:
+    """The algorithms worth timing for this computation: NNPACK only in float32 (its only dtype) and
+    for spatial kernels; column taps only for kernels wider than one column."""
+    names = [PLAIN]
+    if "nnpack" in ALGORITHMS[kind] and x.dtype == torch.float32 and weight.shape[2] > 1 and nnpack_available():
+        names.append("nnpack")
+    if weight.shape[3] > 1:
+        names.append("column-taps")
+    return names
+
+
+@dataclass
+class ConvAlgorithmTuner:
+    """Times each candidate algorithm once per (computation, input shape, filter shape, dtype,
+    thread count) and remembers the fastest; shared by every conv of a model, so the eighteen
+    residual convs of a resnet-9 are timed once."""
+
+    margin: float = 1.05
+    repeats: int = 3
+    force: str | None = None  # always this algorithm where it applies (to check its numerics), no timing
+    tolerance: float = 1e-3
+    choices: dict[tuple, str] = field(default_factory=dict)
+    timings: dict[tuple, dict[str, float]] = field(default_factory=dict)
+
+    def choose(self, kind: str, args: tuple[torch.Tensor, ...], weight: torch.Tensor) -> str:
+        x = args[-2] if kind != "forward" else args[0]
+        key = (kind, tuple(x.shape), tuple(weight.shape), x.dtype, torch.get_num_threads())
+        choice = self.choices.get(key)
+        if choice is None:
+            with torch.no_grad():
+                choice = self._tune(key, kind, args)
+            self.choices[key] = choice
+        return choice
+
+    def _tune(self, key: tuple, kind: str, args: tuple[torch.Tensor, ...]) -> str:
+        table = ALGORITHMS[kind]
+        reference = table[PLAIN](*args)
+        scale = reference.abs().max().item() or 1.0
+        usable = [PLAIN]
+        for name in candidates(kind, args[-2] if kind != "forward" else args[0], args[-1]):
+            if name == PLAIN:
+                continue
+            try:
+                out = table[name](*args)
+            except RuntimeError:  # e.g. a shape NNPACK does not support
+                continue
+            if out.shape == reference.shape and (out - reference).abs().max().item() <= self.tolerance * scale:
+                usable.append(name)
+        if self.force is not None or len(usable) == 1:
+            return self.force if self.force in usable else PLAIN
+        best = {name: float("inf") for name in usable}
+        for _ in range(self.repeats):
+            for name in usable:
+                t0 = time.perf_counter()
+                table[name](*args)
+                best[name] = min(best[name], time.perf_counter() - t0)
+        self.timings[key] = best
+        fastest = min(best, key=best.__getitem__)
+        return fastest if best[fastest] * self.margin < best[PLAIN] else PLAIN
+
+    def summary(self) -> list[dict]:
+        """One row per tuned computation: what was chosen and the times measured (ms)."""
+        rows = []
+        for key, choice in self.choices.items():
+            kind, x_shape, w_shape, dtype, threads = key
+            rows.append({"computation": kind, "input": list(x_shape), "weight": list(w_shape),
+                         "dtype": str(dtype).removeprefix("torch."), "threads": threads, "chosen": choice,
+                         "ms": {k: round(v * 1e3, 3) for k, v in self.timings.get(key, {}).items()}})  # fmt: skip
+        return rows
+
+
+class _TunedConvolution(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, tuner: ConvAlgorithmTuner):
+        y = FORWARD[tuner.choose("forward", (x, weight), weight)](x, weight)
+        if bias is not None:
+            y = y + bias.view(1, -1, 1, 1)
+        ctx.save_for_backward(x, weight)
+        ctx.tuner, ctx.has_bias = tuner, bias is not None
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        grad = grad.contiguous()
+        tuner = ctx.tuner
+        grad_x = grad_w = grad_b = None
+        differentiable = torch.is_grad_enabled()  # double backward (e.g. a gradient penalty): plain ops
+        if ctx.needs_input_grad[0]:
+            name = PLAIN if differentiable else tuner.choose("input_grad", (grad, x, weight), weight)
+            grad_x = INPUT_GRAD[name](grad, x, weight)
+        if ctx.needs_input_grad[1]:
+            name = PLAIN if differentiable else tuner.choose("weight_grad", (grad, x, weight), weight)
+            grad_w = WEIGHT_GRAD[name](grad, x, weight)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = grad.sum((0, 2, 3))
+        return grad_x, grad_w, grad_b, None
+
+
+class TunedConv2d(nn.Conv2d):
+    """``nn.Conv2d`` (same parameters, state dict and result up to float rounding) that, once given a
+    :class:`ConvAlgorithmTuner` (see :func:`tune_convolutions`), computes itself on the CPU with the
+    fastest exact algorithm for each input shape. Without a tuner, on CUDA, in TorchScript/ONNX
+    export, under ``torch.compile`` and for anything but an unpadded stride-1 dense conv it is the
+    plain ``nn.Conv2d``."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tunable = (
+            self.stride == (1, 1) and self.padding == (0, 0) and self.dilation == (1, 1)
+            and self.groups == 1 and self.padding_mode == "zeros"
+        )  # fmt: skip
+        self.tuned = False  # set with the tuner by tune_convolutions (a bool, so TorchScript can read it)
+        self.tuner: ConvAlgorithmTuner | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_scripting() or torch.jit.is_tracing() or not (self.tuned and self.tunable):
+            return self._conv_forward(x, self.weight, self.bias)
+        return self._tuned_forward(x)
+
+    @torch.jit.unused
+    def _tuned_forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu" or x.dim() != 4 or torch.compiler.is_compiling():
+            return self._conv_forward(x, self.weight, self.bias)
+        return _TunedConvolution.apply(x.contiguous(), self.weight, self.bias, self.tuner)
+
+
+def tune_convolutions(module: nn.Module, tuner: ConvAlgorithmTuner | None) -> int:
+    """Give every :class:`TunedConv2d` in ``module`` the (shared) ``tuner``; ``None`` restores the
+    plain path. Returns how many convs it set."""
+    convs = [m for m in module.modules() if isinstance(m, TunedConv2d)]
+    for m in convs:
+        m.tuner, m.tuned = tuner, tuner is not None
+    return len(convs)
