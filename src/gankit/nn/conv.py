@@ -169,10 +169,13 @@ def candidates(kind: str, x: torch.Tensor, weight: torch.Tensor) -> list[str]:
 class ConvAlgorithmTuner:
     """Times each candidate algorithm once per (computation, input shape, filter shape, dtype,
     thread count) and remembers the fastest; shared by every conv of a model, so the eighteen
-    residual convs of a resnet-9 are timed once."""
+    residual convs of a resnet-9 are timed once. Each candidate is timed up to ``repeats`` times
+    (the minimum counts), fewer when one round of all of them takes more than ``budget_s`` / ``repeats``
+    (a 1024 px image translated once should not spend seconds on tuning)."""
 
     margin: float = 1.05
     repeats: int = 5
+    budget_s: float = 1.0
     force: str | None = None  # always this algorithm where it applies (to check its numerics), no timing
     tolerance: float = 1e-3
     choices: dict[tuple, str] = field(default_factory=dict)
@@ -193,6 +196,7 @@ class ConvAlgorithmTuner:
         reference = table[PLAIN](*args)
         scale = reference.abs().max().item() or 1.0
         usable = [PLAIN]
+        t_round = time.perf_counter()
         for name in candidates(kind, args[-2] if kind != "forward" else args[0], args[-1]):
             if name == PLAIN:
                 continue
@@ -204,8 +208,10 @@ class ConvAlgorithmTuner:
                 usable.append(name)
         if self.force is not None or len(usable) == 1:
             return self.force if self.force in usable else PLAIN
+        t_round = time.perf_counter() - t_round  # ~ one round of every candidate but the plain one
+        rounds = max(1, min(self.repeats, int(self.budget_s / max(2 * t_round, 1e-9))))
         best = {name: float("inf") for name in usable}
-        for _ in range(self.repeats):
+        for _ in range(rounds):
             for name in usable:
                 t0 = time.perf_counter()
                 table[name](*args)
