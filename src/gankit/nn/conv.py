@@ -6,7 +6,8 @@ CycleGAN's generator that leaves much of the machine unused (``benchmarks/conv_l
 * **3×3 convs on large maps** (the residual blocks at 256 px: 256 channels on 64×64): the
   Winograd transform F(6×6, 3×3) does the same convolution with ~5× fewer multiplications
   (Lavin & Gray 2016). NNPACK, which ships inside PyTorch's CPU build, implements it (and FFT
-  convolution for 7×7 kernels). On small maps its 8×8 tiles waste work and oneDNN wins.
+  convolution for 7×7 kernels). On one small map its 8×8 tiles waste work and oneDNN wins; a batch
+  stacked into one tall image fills them again.
 * **convs to a few channels** (the 64 → 3, 7×7 image head): oneDNN vectorizes over output channels,
   so 3 outputs fill 3 of 16 AVX-512 lanes. Computed as a 7×1 conv to 21 channels plus a sum of 7
   shifted slices (*column taps*), the same arithmetic runs 2–3× faster.
@@ -17,7 +18,8 @@ Which one wins depends on the layer's shape, the thread count and the CPU, so
 weight gradient each on their own. A candidate is kept only when it agrees with oneDNN on that input
 (relative error ≤ :attr:`ConvAlgorithmTuner.tolerance`: Winograd's rounding is ~1e-5 of the
 output's scale in float32, against ~1e-6 for the direct kernels) and beats it by
-:attr:`ConvAlgorithmTuner.margin`.
+:attr:`ConvAlgorithmTuner.margin`. NNPACK runs on its own thread pool, which competes with OpenMP's
+spinning workers unless ``GOMP_SPINCOUNT`` is low (see :mod:`gankit.launch`).
 """
 
 from __future__ import annotations
@@ -48,8 +50,8 @@ def _nnpack_valid(x: torch.Tensor, weight: torch.Tensor, *, stacked: bool = Fals
     """Valid (unpadded) stride-1 conv by NNPACK. Its fast path (``nnp_convolution_inference``) takes
     one image and transforms the filters on every call. A batch runs image by image or, ``stacked``,
     as one tall image: the images stacked along the height, the rows straddling two of them computed
-    and dropped. On 32×32 maps (resnet blocks at 128 px) stacking fills NNPACK's 8×8 tiles better
-    and transforms the filters once; on larger maps the copies cost more than that saves."""
+    and dropped. Stacking fills NNPACK's 8×8 tiles better on 32×32 maps (resnet blocks at 128 px) and
+    transforms the filters once, at the price of two copies; the tuner times both."""
     if not nnpack_available():
         raise RuntimeError("this PyTorch build has no NNPACK")
     n, c, h, w = x.shape
