@@ -14,7 +14,7 @@ def prefer_short_openmp_spin() -> bool:
 
     :class:`gankit.nn.conv.TunedConv2d` alternates oneDNN (OpenMP threads) with NNPACK (its own
     thread pool). With the default, OpenMP's workers keep spinning for milliseconds after each
-    region and take the cores NNPACK's threads need: at 256 px a training step measured 10.9 s
+    region and take the cores NNPACK's threads need: in an A/B run at 256 px a training step took 10.9 s
     instead of 9.95 s (plain PyTorch convolutions: 11.7–11.9 s under both settings). Leaves the
     environment alone when the user set ``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY`` or torch is
     already imported; returns whether it set it."""

@@ -183,8 +183,9 @@ class ConvAlgorithmTuner:
     choices: dict[tuple, str] = field(default_factory=dict)
     timings: dict[tuple, dict[str, float]] = field(default_factory=dict)
 
-    def choose(self, kind: str, args: tuple[torch.Tensor, ...], weight: torch.Tensor) -> str:
-        x = args[-2] if kind != "forward" else args[0]
+    def choose(self, kind: str, args: tuple[torch.Tensor, ...]) -> str:
+        """The algorithm for ``ALGORITHMS[kind](*args)``; ``args`` end with (input, weight)."""
+        x, weight = args[-2:]
         key = (kind, tuple(x.shape), tuple(weight.shape), x.dtype, torch.get_num_threads())
         choice = self.choices.get(key)
         if choice is None:
@@ -193,13 +194,16 @@ class ConvAlgorithmTuner:
             self.choices[key] = choice
         return choice
 
+    def compute(self, kind: str, *args: torch.Tensor) -> torch.Tensor:
+        return ALGORITHMS[kind][self.choose(kind, args)](*args)
+
     def _tune(self, key: tuple, kind: str, args: tuple[torch.Tensor, ...]) -> str:
         table = ALGORITHMS[kind]
         reference = table[PLAIN](*args)
         scale = reference.abs().max().item() or 1.0
         usable = [PLAIN]
         t_round = time.perf_counter()
-        for name in candidates(kind, args[-2] if kind != "forward" else args[0], args[-1]):
+        for name in candidates(kind, *args[-2:]):
             if name == PLAIN:
                 continue
             try:
@@ -233,10 +237,14 @@ class ConvAlgorithmTuner:
         return rows
 
 
+def _compute_plain(kind: str, *args: torch.Tensor) -> torch.Tensor:
+    return ALGORITHMS[kind][PLAIN](*args)
+
+
 class _TunedConvolution(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, tuner: ConvAlgorithmTuner):
-        y = FORWARD[tuner.choose("forward", (x, weight), weight)](x, weight)
+        y = tuner.compute("forward", x, weight)
         if bias is not None:
             y = y + bias.view(1, -1, 1, 1)
         ctx.save_for_backward(x, weight)
@@ -247,15 +255,13 @@ class _TunedConvolution(torch.autograd.Function):
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
         grad = grad.contiguous()
-        tuner = ctx.tuner
+        # a double backward (e.g. a gradient penalty) needs differentiable ops: PyTorch's own
+        compute = _compute_plain if torch.is_grad_enabled() else ctx.tuner.compute
         grad_x = grad_w = grad_b = None
-        differentiable = torch.is_grad_enabled()  # double backward (e.g. a gradient penalty): plain ops
         if ctx.needs_input_grad[0]:
-            name = PLAIN if differentiable else tuner.choose("input_grad", (grad, x, weight), weight)
-            grad_x = INPUT_GRAD[name](grad, x, weight)
+            grad_x = compute("input_grad", grad, x, weight)
         if ctx.needs_input_grad[1]:
-            name = PLAIN if differentiable else tuner.choose("weight_grad", (grad, x, weight), weight)
-            grad_w = WEIGHT_GRAD[name](grad, x, weight)
+            grad_w = compute("weight_grad", grad, x, weight)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = grad.sum((0, 2, 3))
         return grad_x, grad_w, grad_b, None

@@ -40,11 +40,10 @@ def padded_conv(
     artifacts of zero padding; CycleGAN paper appendix 7.2). The conv is a :class:`TunedConv2d`: a
     plain ``nn.Conv2d`` until a model hands it a tuner (:func:`gankit.nn.conv.tune_convolutions`)."""
     p = kernel // 2
-    conv = TunedConv2d
     if padding == "reflect":
-        return [nn.ReflectionPad2d(p), conv(in_ch, out_ch, kernel, bias=bias)]
+        return [nn.ReflectionPad2d(p), TunedConv2d(in_ch, out_ch, kernel, bias=bias)]
     if padding == "replicate":
-        return [nn.ReplicationPad2d(p), conv(in_ch, out_ch, kernel, bias=bias)]
+        return [nn.ReplicationPad2d(p), TunedConv2d(in_ch, out_ch, kernel, bias=bias)]
     if padding == "zeros":
         return [nn.Conv2d(in_ch, out_ch, kernel, padding=p, bias=bias)]
     raise ValueError(f"unknown padding {padding!r}; choose one of {PADDINGS}")
