@@ -135,10 +135,12 @@ class CycleGANConfig(ConfigIO):
     threads: int | None = opt(None, "CPU threads for torch (default: torch's choice)", group="run")
     compile: bool = opt(False, "torch.compile the networks for the training step (inductor; needs a C++ compiler "
                         "on CPU; minutes of compilation at start, faster iterations after)", group="run")  # fmt: skip
-    conv_algorithms: str = opt("tuned", "CPU convolutions: tuned (time oneDNN, NNPACK Winograd/FFT and column "
-                               "taps once per layer shape and keep the fastest; off with --deterministic), plain "
-                               "(PyTorch's own) or nnpack (NNPACK wherever it applies: to check its numerics)",
-                               choices=("tuned", "plain", "nnpack"), group="run")  # fmt: skip
+    conv_algorithms: str = opt("tuned", "CPU convolutions: tuned (time oneDNN, NNPACK Winograd/FFT, Winograd weight "
+                               "gradients and column taps once per layer shape and keep the fastest; off with "
+                               "--deterministic), plain (PyTorch's own), nnpack (NNPACK wherever it applies) or "
+                               "winograd (NNPACK and Winograd weight gradients wherever they apply): the last two "
+                               "to check their numerics", choices=("tuned", "plain", "nnpack", "winograd"),
+                               group="run")  # fmt: skip
     checkpoint_every: int = opt(1000, "steps between resumable checkpoints", group="run")
     keep_checkpoints: int = opt(2, "how many of the newest checkpoints to keep", group="run")
     sample_every: int = opt(200, "steps between sample grids", group="run")

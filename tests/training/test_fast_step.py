@@ -84,10 +84,11 @@ def _gradient_errors(trainer: Trainer, reference: Trainer) -> dict[str, float]:
             for key, p in reference.model.named_parameters() if key not in skip and p.grad is not None}  # fmt: skip
 
 
-@pytest.mark.parametrize("algorithms", ["nnpack", "tuned"])
+@pytest.mark.parametrize("algorithms", ["nnpack", "winograd", "tuned"])
 def test_tuned_convolutions_are_as_accurate_as_plain_ones(tmp_path, algorithms):
     """One step in float32 with tuned convs and with PyTorch's, both against the plain step in float64.
-    ``nnpack`` forces Winograd/FFT into every conv it applies to, whatever the timings say."""
+    ``nnpack`` forces Winograd/FFT into every conv it applies to, whatever the timings say; ``winograd``
+    the Winograd weight gradient of every 3×3 conv as well."""
     tuned, plain = _trainer(tmp_path, "t", False, conv_algorithms=algorithms), _trainer(tmp_path, "p", False)
     exact = _trainer(tmp_path, "x", False)
     exact.model.double()
@@ -102,8 +103,10 @@ def test_tuned_convolutions_are_as_accurate_as_plain_ones(tmp_path, algorithms):
     err_tuned, err_plain = _gradient_errors(tuned, exact), _gradient_errors(plain, exact)
     worse = {k: (err_tuned[k], err_plain[k]) for k in err_tuned if err_tuned[k] > max(2 * err_plain[k], 5e-5)}
     assert not worse, f"tuned gradients less accurate than plain ones: {worse}"
-    if algorithms == "nnpack" and conv.nnpack_available():
-        assert "nnpack" in tuned.model.conv_tuner.choices.values()
+    chosen = set(tuned.model.conv_tuner.choices.values())
+    if algorithms != "tuned" and conv.nnpack_available():
+        assert "nnpack" in chosen
+    assert ("winograd" in chosen) == (algorithms == "winograd") or algorithms == "tuned"
 
 
 def test_batch_norm_models_keep_one_pass_per_input(tmp_path):

@@ -75,7 +75,7 @@ class CycleGAN(nn.Module):
             init_weights(net, config.init, config.init_gain)
         self.conv_tuner = None
         if config.conv_algorithms != "plain" and not config.deterministic:
-            force = "nnpack" if config.conv_algorithms == "nnpack" else None
+            force = {"nnpack": ("nnpack",), "winograd": ("nnpack", "winograd")}.get(config.conv_algorithms, ())
             self.conv_tuner = ConvAlgorithmTuner(force=force)  # timings, not weights: not in the state dict
             tune_convolutions(self, self.conv_tuner)
         self.adversarial = AdversarialLoss(config.gan_loss, real_label=1.0 - config.label_smoothing)

@@ -166,7 +166,7 @@ class SGANConfig(CompanionConfig):
     baseline_steps: int = opt(2000, "steps of the supervised-only baseline trained by `gankit eval`", group="eval")
     lr: float = opt(1e-3, "generator learning rate", group="optim")
     batch_size: int = opt(100, "images per iteration (labelled, unlabelled and generated each)", group="run")
-    steps: int = opt(4000, "training iterations (generator updates)", group="run")
+    steps: int = opt(5000, "training iterations (generator updates)", group="run")
     out: str = opt("runs/sgan", "run folder", group="run")
 
     def validate(self):

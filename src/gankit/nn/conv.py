@@ -11,6 +11,9 @@ CycleGAN's generator that leaves much of the machine unused (``benchmarks/conv_l
 * **convs to a few channels** (the 64 → 3, 7×7 image head): oneDNN vectorizes over output channels,
   so 3 outputs fill 3 of 16 AVX-512 lanes. Computed as a 7×1 conv to 21 channels plus a sum of 7
   shifted slices (*column taps*), the same arithmetic runs 2–3× faster.
+* **the 3×3 weight gradient**, which NNPACK does not expose: :func:`weight_grad_winograd` computes it
+  with Winograd's F(3×3, 4×4) (the dual of F(4×4, 3×3)), 4× fewer multiplications done as 36
+  batched matrix products (1.3–1.8× faster than oneDNN on the residual blocks' shapes).
 
 Which one wins depends on the layer's shape, the thread count and the CPU, so
 :class:`ConvAlgorithmTuner` times the candidates once per shape on the first call (as
@@ -143,6 +146,42 @@ def weight_grad_column_taps(grad: torch.Tensor, x: torch.Tensor, weight: torch.T
     return g_columns.view(out_ch, kw, in_ch, kh).permute(0, 2, 3, 1).contiguous()
 
 
+@functools.cache
+def winograd_weight_grad_matrices(dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """The 2-D transforms of Winograd's F(3, 4) as Kronecker products: A (9×36, output), G (36×16,
+    gradient tile) and B (36×36, input tile), for points 0, ±1, ±2, ∞ (Lavin & Gray 2016 §4).
+
+    F(3, 4) — 3 outputs y_j = Σ_i x_{i+j} d_i of a 4-tap correlation — is the transpose of the
+    linear convolution of a 3-term by a 4-term polynomial, which Toom–Cook computes by evaluating both
+    at 6 points (E, G), multiplying, and interpolating (V⁻¹): y = Eᵀ [(G d) ⊙ (V⁻ᵀ x)]."""
+
+    def evaluation(terms: int) -> torch.Tensor:
+        rows = [[float(p) ** i for i in range(terms)] for p in (0, 1, -1, 2, -2)]
+        return torch.tensor([*rows, [0.0] * (terms - 1) + [1.0]], dtype=torch.float64)
+
+    a_t, g, b_t = evaluation(3).T, evaluation(4), torch.linalg.inv(evaluation(6)).T
+    return tuple(torch.kron(m, m).to(dtype=dtype, device=device) for m in (a_t, g, b_t))
+
+
+def weight_grad_winograd(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """The 3×3 weight gradient Σ_n x_n ⋆ grad_n with F(3×3, 4×4): ``grad`` cut into 4×4 tiles, ``x``
+    into the matching overlapping 6×6 tiles, both transformed to 36 points, one (K × tiles)·(tiles × C)
+    product per point summed over every tile of every image, and the 36 sums taken back to 3×3."""
+    a, g, b = winograd_weight_grad_matrices(x.dtype, x.device)
+    n, k, h, w = grad.shape
+    c = x.shape[1]
+    th, tw = -(-h // 4), -(-w // 4)
+    if (4 * th, 4 * tw) != (h, w):  # zero rows/columns add nothing to the sums
+        grad = F.pad(grad, (0, 4 * tw - w, 0, 4 * th - h))
+        x = F.pad(x, (0, 4 * tw - w, 0, 4 * th - h))
+    x_tiles = x.transpose(0, 1).unfold(2, 6, 4).unfold(3, 6, 4).permute(4, 5, 0, 1, 2, 3).reshape(36, -1)
+    x_points = (b @ x_tiles).view(36, c, -1).transpose(1, 2)  # 36 × (N·tiles) × C
+    g_tiles = grad.transpose(0, 1).reshape(k, n, th, 4, tw, 4).permute(3, 5, 0, 1, 2, 4).reshape(16, -1)
+    g_points = (g @ g_tiles).view(36, k, -1)  # 36 × K × (N·tiles)
+    sums = torch.bmm(g_points, x_points)  # 36 × K × C
+    return (sums.view(36, -1).T @ a.T).view(k, c, 3, 3)
+
+
 FORWARD = {
     "onednn": forward_onednn,
     "nnpack": forward_nnpack,
@@ -152,16 +191,19 @@ FORWARD = {
 INPUT_GRAD = {"onednn": input_grad_onednn, "nnpack": input_grad_nnpack,
               "nnpack-stacked": functools.partial(input_grad_nnpack, stacked=True),
               "column-taps": input_grad_column_taps}  # fmt: skip
-WEIGHT_GRAD = {"onednn": weight_grad_onednn, "column-taps": weight_grad_column_taps}
+WEIGHT_GRAD = {"onednn": weight_grad_onednn, "winograd": weight_grad_winograd, "column-taps": weight_grad_column_taps}
 ALGORITHMS = {"forward": FORWARD, "input_grad": INPUT_GRAD, "weight_grad": WEIGHT_GRAD}
 
 
 def candidates(kind: str, x: torch.Tensor, weight: torch.Tensor) -> list[str]:
     """The algorithms worth timing for this computation: NNPACK only in float32 (its only dtype) and
-    for spatial kernels (stacked only for a batch); column taps only for kernels wider than one column."""
+    for spatial kernels (stacked only for a batch); Winograd weight gradients for 3×3 kernels; column
+    taps only for kernels wider than one column."""
     names = [PLAIN]
     if "nnpack" in ALGORITHMS[kind] and x.dtype == torch.float32 and weight.shape[2] > 1 and nnpack_available():
         names += ["nnpack", "nnpack-stacked"] if x.shape[0] > 1 else ["nnpack"]
+    if "winograd" in ALGORITHMS[kind] and tuple(weight.shape[2:]) == (3, 3):
+        names.append("winograd")
     if weight.shape[3] > 1:
         names.append("column-taps")
     return names
@@ -178,7 +220,7 @@ class ConvAlgorithmTuner:
     margin: float = 1.05
     repeats: int = 5
     budget_s: float = 1.0
-    force: str | None = None  # always this algorithm where it applies (to check its numerics), no timing
+    force: tuple[str, ...] = ()  # the first of these that applies, untimed (to check their numerics)
     tolerance: float = 1e-3
     choices: dict[tuple, str] = field(default_factory=dict)
     timings: dict[tuple, dict[str, float]] = field(default_factory=dict)
@@ -212,8 +254,8 @@ class ConvAlgorithmTuner:
                 continue
             if out.shape == reference.shape and (out - reference).abs().max().item() <= self.tolerance * scale:
                 usable.append(name)
-        if self.force is not None or len(usable) == 1:
-            return self.force if self.force in usable else PLAIN
+        if self.force or len(usable) == 1:
+            return next((name for name in self.force if name in usable), PLAIN)
         t_round = time.perf_counter() - t_round  # ~ one round of every candidate but the plain one
         rounds = max(1, min(self.repeats, int(self.budget_s / max(2 * t_round, 1e-9))))
         best = {name: float("inf") for name in usable}

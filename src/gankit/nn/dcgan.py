@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gankit.nn.layers import init_weights
+from gankit.nn.layers import Dropout, init_weights
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -163,12 +163,12 @@ class ConvClassifier(nn.Module):
             nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(width, 2 * width, 3, 2, 1),
             nn.LeakyReLU(0.2, inplace=True),
-            nn.Dropout(dropout),
+            Dropout(dropout),
             nn.Conv2d(2 * width, 4 * width, 3, 2, 1),
             nn.LeakyReLU(0.2, inplace=True),
             nn.Flatten(),
         )
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.head = nn.Linear(4 * width * 16, num_classes)
         self.feature_dim = 4 * width * 16
 

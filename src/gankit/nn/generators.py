@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gankit.nn.layers import conv_bias, final_activation, norm_layer, padded_conv
+from gankit.nn.layers import Dropout, conv_bias, final_activation, norm_layer, padded_conv
 
 
 class ResnetBlock(nn.Module):
@@ -25,7 +25,7 @@ class ResnetBlock(nn.Module):
             nn.ReLU(True),
         ]
         if dropout > 0:
-            layers.append(nn.Dropout(dropout))
+            layers.append(Dropout(dropout))
         layers += [*padded_conv(channels, channels, 3, padding, bias=bias), norm_layer(norm, channels)]
         self.body = nn.Sequential(*layers)
 
@@ -181,7 +181,7 @@ class UnetUpsampleGenerator(nn.Module):
                 nn.ReLU(True),
             ]
             if dropout > 0:
-                layers.append(nn.Dropout(dropout))
+                layers.append(Dropout(dropout))
             layers.append(norm_layer(norm, w))
             self.ups.append(nn.Sequential(*layers))
             prev = 2 * w
@@ -232,7 +232,7 @@ class _SkipBlock(nn.Module):
         else:
             up = [nn.ReLU(True), nn.ConvTranspose2d(inner * 2, outer, 4, 2, 1, bias=bias), norm_layer(norm, outer)]
             if dropout > 0:
-                up.append(nn.Dropout(dropout))
+                up.append(Dropout(dropout))
             layers = [nn.LeakyReLU(0.2, True), down_conv, norm_layer(norm, inner), sub, *up]
         self.body = nn.Sequential(*layers)
 

@@ -7,12 +7,44 @@ them, as the official CycleGAN code does with ``--norm`` and as seed 003 does wi
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from gankit.nn.conv import TunedConv2d
 
 NORMS = ("instance", "batch", "none")
 PADDINGS = ("reflect", "replicate", "zeros")
+
+
+class Dropout(nn.Dropout):
+    """Element-wise dropout (Srivastava et al. 2014) whose mask on the CPU comes from 16 random bits
+    per element, drawn four to a 64-bit generator call: ~9× faster than ``torch.bernoulli``'s one
+    draw per element (22.8 → 2.5 ms on a 300×128×7×7 tensor, 2 threads), which was a quarter of an
+    SGAN step. The drop probability is rounded to a multiple of 1/65536 (exact for 0.5). Kept
+    elements are scaled by 1/(1 − p) as in :class:`torch.nn.Dropout`; other devices, TorchScript and
+    tracing use that class's path."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (
+            not self.training
+            or self.p == 0
+            or self.p >= 1
+            or self.inplace
+            or x.device.type != "cpu"
+            or torch.jit.is_scripting()
+            or torch.jit.is_tracing()
+        ):
+            return F.dropout(x, self.p, self.training, self.inplace)
+        return x * dropout_mask(x, self.p)
+
+
+def dropout_mask(x: torch.Tensor, p: float) -> torch.Tensor:
+    """0 with probability ``p`` (rounded to 1/65536), else 1/(1 − p), shaped and typed like ``x``."""
+    n = x.numel()
+    bits = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-(2**63), None)
+    threshold = round(p * 65536) - 32768
+    keep = bits.view(torch.int16)[:n].view(x.shape) >= threshold
+    return keep.to(x.dtype).mul_(1.0 / (1.0 - p))
 
 
 def norm_layer(kind: str, channels: int) -> nn.Module:
