@@ -67,16 +67,18 @@ def attainable_conv_gflops(device: torch.device, channels_last: bool = False, it
 def bench_train(
     *, size: int = 128, generator: str = "resnet", blocks: int = 9, batch_size: int = 1, iters: int = 5,
     warmup: int = 2, device: str = "auto", amp: str = "off", ngf: int | None = None, compile: bool = False,
+    conv_algorithms: str = "tuned",
 ) -> dict[str, Any]:  # fmt: skip
     """One full CycleGAN iteration (both generator and discriminator updates, official defaults:
     LSGAN, identity 0.5, pool 50) on random 3-channel images. With ``compile`` the warm-up includes
-    torch.compile's compilation (give it ≥ 1 warm-up iteration)."""
+    torch.compile's compilation (give it ≥ 1 warm-up iteration); the tuned convolutions time their
+    candidates during the first (untimed) iteration."""
     from gankit.training.loop import Trainer
 
     dev = resolve_device(device)
     config = CycleGANConfig(channels_a=3, channels_b=3, size=size, generator=generator, blocks=blocks,
-                            batch_size=batch_size, device=str(dev), amp=amp, ngf=ngf,
-                            compile=compile).validate()  # fmt: skip
+                            batch_size=batch_size, device=str(dev), amp=amp, ngf=ngf, compile=compile,
+                            conv_algorithms=conv_algorithms).validate()  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(config, tmp, pair=None, progress=False)
         a = torch.randn(batch_size, 3, size, size, device=dev)
@@ -89,8 +91,9 @@ def bench_train(
     return {
         "bench": "train", "size": size, "generator": generator, "blocks": blocks, "batch_size": batch_size,
         "amp": amp, "dtype": str(trainer.amp_dtype or torch.float32).removeprefix("torch."),
-        "memory_format": "NCHW (contiguous)", "compile": compile, "s_per_iter": s, "s_min": min(times),
-        "s_max": max(times), "iters_per_s": 1 / s,
+        "memory_format": "NCHW (contiguous)", "compile": compile, "conv_algorithms": conv_algorithms,
+        "conv_choices": trainer.model.conv_tuner.summary() if trainer.model.conv_tuner else [],
+        "s_per_iter": s, "s_min": min(times), "s_max": max(times), "iters_per_s": 1 / s,
         "images_per_s": 2 * batch_size / s, "tflop_per_iter": flops / 1e12, "gflops": flops / s / 1e9,
         "peak_rss_mb": peak_rss_mb(), **_environment(dev),
     }  # fmt: skip

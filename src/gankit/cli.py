@@ -104,6 +104,8 @@ def _add_bench_parser(sub) -> None:
     p.add_argument("--warmup", type=int, default=2, help="untimed repetitions first")
     p.add_argument("--amp", default="off", choices=("off", "bf16", "fp16", "auto"))
     p.add_argument("--compile", action="store_true", help="train: torch.compile the networks (compiles in warm-up)")
+    p.add_argument("--conv-algorithms", default="tuned", choices=("tuned", "plain", "nnpack", "winograd"),
+                   help="train: CPU convolution algorithms (see `gankit train --help`)")  # fmt: skip
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
@@ -268,7 +270,8 @@ def cmd_bench(args) -> int:
         if args.what == "train":
             row = bench_train(size=size, generator=args.generator, blocks=args.blocks, ngf=args.ngf,
                               batch_size=args.batch_size, iters=args.iters, warmup=args.warmup,
-                              device=args.device, amp=args.amp, compile=args.compile)  # fmt: skip
+                              device=args.device, amp=args.amp, compile=args.compile,
+                              conv_algorithms=args.conv_algorithms)  # fmt: skip
         elif args.what == "infer":
             row = bench_infer(size=size, generator=args.generator, blocks=args.blocks, iters=args.iters,
                               warmup=args.warmup, device=args.device)  # fmt: skip
