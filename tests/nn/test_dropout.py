@@ -48,3 +48,10 @@ def test_same_seed_same_mask():
     a = Dropout(0.3)(x)
     torch.manual_seed(3)
     assert torch.equal(a, Dropout(0.3)(x))
+
+
+def test_scripts_and_keeps_torch_dropout_semantics_there():
+    net = nn.Sequential(nn.Conv2d(2, 4, 3), Dropout(0.5))
+    scripted = torch.jit.script(net).eval()
+    x = torch.randn(1, 2, 8, 8)
+    assert torch.equal(scripted(x), net.eval()(x))

@@ -35,6 +35,10 @@ class Dropout(nn.Dropout):
             or torch.jit.is_tracing()
         ):
             return F.dropout(x, self.p, self.training, self.inplace)
+        return self._masked(x)
+
+    @torch.jit.unused
+    def _masked(self, x: torch.Tensor) -> torch.Tensor:
         return x * dropout_mask(x, self.p)
 
 
