@@ -13,7 +13,8 @@ CycleGAN's generator that leaves much of the machine unused (``benchmarks/conv_l
   shifted slices (*column taps*), the same arithmetic runs 2–3× faster.
 * **the 3×3 weight gradient**, which NNPACK does not expose: :func:`weight_grad_winograd` computes it
   with Winograd's F(3×3, 4×4) (the dual of F(4×4, 3×3)), 4× fewer multiplications done as 36
-  batched matrix products (1.3–1.8× faster than oneDNN on the residual blocks' shapes).
+  batched matrix products (1.2–1.4× faster than oneDNN for the 256 px residual blocks in the
+  tuner's timings, ``benchmarks/results-side-by-side.json``).
 
 Which one wins depends on the layer's shape, the thread count and the CPU, so
 :class:`ConvAlgorithmTuner` times the candidates once per shape on the first call (as

@@ -18,9 +18,9 @@ PADDINGS = ("reflect", "replicate", "zeros")
 
 class Dropout(nn.Dropout):
     """Element-wise dropout (Srivastava et al. 2014) whose mask on the CPU comes from 16 random bits
-    per element, drawn four to a 64-bit generator call: ~9× faster than ``torch.bernoulli``'s one
-    draw per element (22.8 → 2.5 ms on a 300×128×7×7 tensor, 2 threads), which was a quarter of an
-    SGAN step. The drop probability is rounded to a multiple of 1/65536 (exact for 0.5). Kept
+    per element, drawn four to a 64-bit generator call, instead of ``torch.bernoulli``'s one draw
+    per element (one-off timing, 300×128×7×7 tensor, 2 threads: 22.8 → 2.5 ms), which was a quarter
+    of an SGAN step. The drop probability is rounded to a multiple of 1/65536 (exact for 0.5). Kept
     elements are scaled by 1/(1 − p) as in :class:`torch.nn.Dropout`; other devices, TorchScript and
     tracing use that class's path."""
 
