@@ -59,12 +59,16 @@ def test_tensor_padding_and_shapes(model):
     y.add_(0)  # an ordinary tensor: in-place ops are allowed
 
 
-def test_batched_equals_per_image(model):
-    g = model.generator("b2a")
+@pytest.mark.parametrize("algorithms,atol", [("plain", 1e-6), ("tuned", 2e-5)])
+def test_batched_equals_per_image(algorithms, atol):
+    """Tuned convs may pick another exact algorithm for a batch than for one image (Winograd rounds
+    to ~1e-5 of the output's scale), hence the looser bound there."""
+    torch.manual_seed(0)
+    g = tiny_model(conv_algorithms=algorithms).generator("b2a")
     x = torch.rand(3, 3, 29, 42) * 2 - 1
     batched = translate_tensor(g, x)
     single = torch.cat([translate_tensor(g, x[i : i + 1]) for i in range(3)])
-    torch.testing.assert_close(batched, single, atol=1e-6, rtol=0)
+    torch.testing.assert_close(batched, single, atol=atol, rtol=0)
 
 
 def test_translate_tensor_restores_modes_and_uses_eval():
