@@ -7,7 +7,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from gankit.config import CycleGANConfig, add_config_arguments, config_from_args
+from gankit.config import CONV_ALGORITHMS, CycleGANConfig, add_config_arguments, config_from_args
 from gankit.errors import GankitError
 
 DEMO_PRESET = dict(ngf=32, ndf=32, blocks=6, steps=1000, sample_every=100, checkpoint_every=500, log_every=5,
@@ -104,7 +104,7 @@ def _add_bench_parser(sub) -> None:
     p.add_argument("--warmup", type=int, default=2, help="untimed repetitions first")
     p.add_argument("--amp", default="off", choices=("off", "bf16", "fp16", "auto"))
     p.add_argument("--compile", action="store_true", help="train: torch.compile the networks (compiles in warm-up)")
-    p.add_argument("--conv-algorithms", default="tuned", choices=("tuned", "plain", "nnpack", "winograd"),
+    p.add_argument("--conv-algorithms", default="tuned", choices=CONV_ALGORITHMS,
                    help="train: CPU convolution algorithms (see `gankit train --help`)")  # fmt: skip
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")

@@ -66,6 +66,9 @@ class ConfigIO:
         return cls.from_dict({k.replace("-", "_"): v for k, v in data.items()}, source=str(path))
 
 
+CONV_ALGORITHMS = ("tuned", "plain", "nnpack", "winograd")  # see gankit.nn.conv
+
+
 @dataclass
 class CycleGANConfig(ConfigIO):
     """Everything that defines a CycleGAN run (SPEC §1–§2). Defaults follow the paper and the
@@ -139,7 +142,7 @@ class CycleGANConfig(ConfigIO):
                                "gradients and column taps once per layer shape and keep the fastest; off with "
                                "--deterministic), plain (PyTorch's own), nnpack (NNPACK wherever it applies) or "
                                "winograd (NNPACK and Winograd weight gradients wherever they apply): the last two "
-                               "to check their numerics", choices=("tuned", "plain", "nnpack", "winograd"),
+                               "to check their numerics", choices=CONV_ALGORITHMS,
                                group="run")  # fmt: skip
     checkpoint_every: int = opt(1000, "steps between resumable checkpoints", group="run")
     keep_checkpoints: int = opt(2, "how many of the newest checkpoints to keep", group="run")
