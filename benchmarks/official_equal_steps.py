@@ -4,7 +4,7 @@ Trains three CycleGANs on the same real batches (apple2orange from ``--data-root
 same initial weights (the official networks' N(0, 0.02) draw, mapped into gankit by position):
 
 - ``official``   junyanz/pytorch-CycleGAN-and-pix2pix's ``CycleGANModel.optimize_parameters``;
-- ``gankit``     gankit's ``Trainer.train_step`` with the given overrides (default ``compile=true``,
+- ``gankit``     gankit's ``CycleGANModel.train_step`` with the given overrides (default ``compile=true``,
   the path the speed benchmark measures);
 - ``official-2`` the official code again, with another seed for its image pools (Python ``random``).
 
@@ -45,14 +45,15 @@ prefer_short_openmp_spin()  # as the gankit command does; must precede torch's i
 
 import torch  # noqa: E402
 
+from gankit.api import CycleGAN  # noqa: E402
+from gankit.bench import CycleGANSteps as Trainer  # noqa: E402
 from gankit.config import CycleGANConfig  # noqa: E402
+from gankit.data.loading import domain_pair, make_loader, resolve_config  # noqa: E402
 from gankit.io import atomic_write_text  # noqa: E402
-from gankit.models.cyclegan import CycleGAN  # noqa: E402
 from gankit.models.official import map_official_state_dict  # noqa: E402
-from gankit.training.data import domain_pair, make_loader, resolve_config  # noqa: E402
-from gankit.training.loop import Trainer  # noqa: E402
+from gankit.models.persist import save_weights  # noqa: E402
+from gankit.models.schedules import lr_factor  # noqa: E402
 from gankit.training.report import moving_average  # noqa: E402
-from gankit.training.schedules import lr_factor  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from official_side_by_side import (  # noqa: E402
@@ -114,7 +115,7 @@ def train_official(args, config, batches, pool_seed: int, workdir: str) -> tuple
 
 
 def train_gankit(args, config, batches, run_dir: Path, workdir: str) -> tuple[Trainer, list[dict]]:
-    trainer = Trainer(config, run_dir, pair=None, progress=False)
+    trainer = Trainer(config)
     copy_official_weights(new_official(args, workdir), trainer)
     losses, start = [], time.perf_counter()
     for step, (a, b) in enumerate(batches):
@@ -135,7 +136,7 @@ def save_run(config: CycleGANConfig, run_dir: Path, official=None, trainer: Trai
     config = dataclasses.replace(config, out=str(run_dir), compile=False)
     config.save_yaml(run_dir / "config.yaml")
     if trainer is not None:
-        return trainer.model.save_generators(run_dir / "model.safetensors")
+        return save_weights(trainer.run, run_dir / "model.safetensors")
     model = CycleGAN(config, with_discriminators=False)
     model.g_ab.load_state_dict(map_official_state_dict(official.netG_A.state_dict(), model.g_ab))
     model.g_ba.load_state_dict(map_official_state_dict(official.netG_B.state_dict(), model.g_ba))

@@ -45,10 +45,11 @@ prefer_short_openmp_spin()  # as the gankit command does; must precede torch's i
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from gankit.config import CycleGANConfig, coerce  # noqa: E402
+from gankit.bench import CycleGANSteps as Trainer  # noqa: E402
+from gankit.config import coerce  # noqa: E402
 from gankit.io import atomic_write_text  # noqa: E402
+from gankit.models.cyclegan import CycleGANConfig  # noqa: E402
 from gankit.models.official import map_official_state_dict  # noqa: E402
-from gankit.training.loop import Trainer  # noqa: E402
 
 
 def official_options(
@@ -113,7 +114,7 @@ def make_gankit(size: int, batch_size: int, blocks: int, threads: int, workdir: 
         amp="off",
     )  # fmt: skip
     config = dataclasses.replace(config, **overrides).validate()
-    return Trainer(config, workdir, pair=None, progress=False)
+    return Trainer(config)
 
 
 def official_step(model, a: torch.Tensor, b: torch.Tensor) -> dict[str, float]:

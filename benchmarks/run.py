@@ -21,7 +21,7 @@ import torch  # noqa: E402
 
 from gankit.bench import attainable_conv_gflops, bench_infer, bench_train, format_rows  # noqa: E402
 from gankit.io import atomic_write_text  # noqa: E402
-from gankit.training.setup import resolve_device  # noqa: E402
+from gankit.runtime import resolve_device  # noqa: E402
 
 
 def main() -> None:

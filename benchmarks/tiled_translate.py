@@ -46,8 +46,8 @@ def data_root() -> Path:
 
 
 def make_model(path: Path) -> Path:
+    from gankit.api import CycleGAN
     from gankit.config import CycleGANConfig
-    from gankit.models.cyclegan import CycleGAN
 
     torch.manual_seed(0)
     model = CycleGAN(CycleGANConfig(channels_a=3, channels_b=3).validate(), with_discriminators=False)

@@ -104,8 +104,8 @@ def test_every_architecture_and_game_trains(shared_data, tmp_path, options):
 
 
 def test_export_cli_both_formats(tmp_path, capsys):
-    from gankit.config import CycleGANConfig
-    from gankit.models.cyclegan import CycleGAN
+    from gankit.api import CycleGAN
+    from gankit.models.cyclegan import CycleGANConfig
 
     model = CycleGAN(CycleGANConfig(channels_a=1, channels_b=3, size=32, ngf=4, blocks=1), with_discriminators=False)
     weights = model.save_generators(tmp_path / "model.safetensors")
@@ -113,3 +113,48 @@ def test_export_cli_both_formats(tmp_path, capsys):
         assert main(["export", str(weights), "--format", fmt, "--out", str(tmp_path / name), "--direction", "b2a"]) == 0
         assert "max abs difference" in capsys.readouterr().out
         assert (tmp_path / name).stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    "flags, named",
+    [
+        (["--lr", "nan"], "--lr"),
+        (["--lr", "-1"], "--lr"),
+        (["--size", "31", "--generator", "unet"], "--size"),
+        (["--blocks", "-2"], "--blocks"),
+        (["--batch-size", "0"], "--batch-size"),
+        (["--lambda-cyc", "-1"], "--lambda-cyc"),
+        (["--steps", "0"], "--steps"),
+        (["--n-critic", "0"], "--n-critic"),
+        (["--label-smoothing", "1.5"], "--label-smoothing"),
+    ],
+)
+def test_bad_flag_values_are_usage_errors_before_any_run_folder(shared_data, tmp_path, capsys, flags, named):
+    run = tmp_path / "run"
+    rc = main(["train", "cyclegan", "--dataset", "apple2orange", "--data-root", str(shared_data), "--out", str(run),
+               *flags])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2 and not run.exists()
+    assert named in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("kind", ["cgan", "sgan", "progan"])
+def test_companion_flags_are_checked_the_same_way(tmp_path, capsys, kind):
+    run = tmp_path / "run"
+    assert main(["train", kind, "--lr", "inf", "--out", str(run)]) == 2 and not run.exists()
+    assert "--lr" in capsys.readouterr().err
+
+
+def test_bad_yaml_values_name_the_file_and_key(tmp_path, capsys):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("kind: cyclegan\nlr: -0.5\n")
+    run = tmp_path / "run"
+    assert main(["train", "cyclegan", "--config", str(cfg), "--out", str(run)]) == 2 and not run.exists()
+    err = capsys.readouterr().err
+    assert "bad.yaml" in err and "lr" in err
+
+
+def test_models_lists_every_kind(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert all(kind in out for kind in ("cyclegan", "cgan", "sgan", "progan"))

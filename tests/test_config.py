@@ -2,8 +2,9 @@ import argparse
 
 import pytest
 
-from gankit.config import CycleGANConfig, add_config_arguments, config_from_args
+from gankit.config import add_config_arguments, config_from_args
 from gankit.errors import ConfigError
+from gankit.models.cyclegan import CycleGANConfig
 
 
 def parse(argv, base=None):
@@ -41,7 +42,7 @@ def test_bad_values_are_named(tmp_path):
     y.write_text("steps: many\n")
     with pytest.raises(ConfigError, match="steps"):
         CycleGANConfig.load_yaml(y)
-    with pytest.raises(ConfigError, match="channels_a"):
+    with pytest.raises(ConfigError, match="channels-a"):
         CycleGANConfig(channels_a=2).validate()
     with pytest.raises(SystemExit):
         parse(["--generator", "vgg"])

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-__all__ = ["CycleGAN", "__version__"]
+from gankit.version import VERSION as __version__
+
+__all__ = ["CycleGAN", "CycleGANConfig", "__version__"]
 
 
 def __getattr__(name: str):
     """``gankit.CycleGAN`` is imported on first use, so that ``gankit.launch`` can set OpenMP options
     before anything loads torch."""
     if name == "CycleGAN":
-        from gankit.models.cyclegan import CycleGAN
+        from gankit.api import CycleGAN
 
         return CycleGAN
+    if name == "CycleGANConfig":
+        from gankit.models.cyclegan import CycleGANConfig
+
+        return CycleGANConfig
     raise AttributeError(f"module 'gankit' has no attribute {name!r}")

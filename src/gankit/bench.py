@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import resource
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,10 +14,9 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from gankit.config import CycleGANConfig
 from gankit.inference.translate import translate_tensor
-from gankit.models.cyclegan import CycleGAN
-from gankit.training.setup import resolve_device
+from gankit.models.cyclegan import CycleGANNetworks, cyclegan_config
+from gankit.runtime import resolve_device
 
 
 def _sync(device: torch.device) -> None:
@@ -64,6 +62,27 @@ def attainable_conv_gflops(device: torch.device, channels_last: bool = False, it
     return flops / t / 1e9
 
 
+class CycleGANSteps:
+    """gankit's CycleGAN training step on explicit batches (the one loop's unit of work, without its
+    data, logs and checkpoints): what the benchmarks time and compare with the official code."""
+
+    def __init__(self, config):
+        from gankit.models.persist import build_model
+
+        self.run = build_model(config, "cyclegan", config.device)
+        if config.compile:
+            self.run.compile_for_training()
+        self.run.train()
+        self.model = self.run.nets
+        self.step = 0
+
+    def train_step(self, real_a: torch.Tensor, real_b: torch.Tensor) -> dict[str, torch.Tensor]:
+        self.step += 1
+        terms = self.run.train_step([{"A": real_a, "B": real_b}], self.step)
+        self.run.precision.update()
+        return terms
+
+
 def bench_train(
     *, size: int = 128, generator: str = "resnet", blocks: int = 9, batch_size: int = 1, iters: int = 5,
     warmup: int = 2, device: str = "auto", amp: str = "off", ngf: int | None = None, compile: bool = False,
@@ -73,26 +92,24 @@ def bench_train(
     LSGAN, identity 0.5, pool 50) on random 3-channel images. With ``compile`` the warm-up includes
     torch.compile's compilation (give it ≥ 1 warm-up iteration); the tuned convolutions time their
     candidates during the first (untimed) iteration."""
-    from gankit.training.loop import Trainer
-
     dev = resolve_device(device)
-    config = CycleGANConfig(channels_a=3, channels_b=3, size=size, generator=generator, blocks=blocks,
-                            batch_size=batch_size, device=str(dev), amp=amp, ngf=ngf, compile=compile,
-                            conv_algorithms=conv_algorithms).validate()  # fmt: skip
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(config, tmp, pair=None, progress=False)
-        a = torch.randn(batch_size, 3, size, size, device=dev)
-        b = torch.randn(batch_size, 3, size, size, device=dev)
-        with trainer.model.eager_passes(), FlopCounterMode(display=False) as counter:
-            trainer.train_step(a, b)
-        flops = counter.get_total_flops()
-        times = time_call(lambda: trainer.train_step(a, b), iters, warmup, dev)
+    config = cyclegan_config(channels_a=3, channels_b=3, size=size, generator=generator, blocks=blocks,
+                             batch_size=batch_size, device=str(dev), amp=amp, ngf=ngf, compile=compile,
+                             conv_algorithms=conv_algorithms)  # fmt: skip
+    steps = CycleGANSteps(config)
+    model = steps.run
+    a = torch.randn(batch_size, 3, size, size, device=dev)
+    b = torch.randn(batch_size, 3, size, size, device=dev)
+    with model.nets.eager_passes(), FlopCounterMode(display=False) as counter:
+        steps.train_step(a, b)
+    flops = counter.get_total_flops()
+    times = time_call(lambda: steps.train_step(a, b), iters, warmup, dev)
     s = statistics.median(times)
     return {
         "bench": "train", "size": size, "generator": generator, "blocks": blocks, "batch_size": batch_size,
-        "amp": amp, "dtype": str(trainer.amp_dtype or torch.float32).removeprefix("torch."),
+        "amp": amp, "dtype": str(model.precision.dtype or torch.float32).removeprefix("torch."),
         "memory_format": "NCHW (contiguous)", "compile": compile, "conv_algorithms": conv_algorithms,
-        "conv_choices": trainer.model.conv_tuner.summary() if trainer.model.conv_tuner else [],
+        "conv_choices": model.conv_tuner.summary() if model.conv_tuner else [],
         "s_per_iter": s, "s_min": min(times), "s_max": max(times), "iters_per_s": 1 / s,
         "images_per_s": 2 * batch_size / s, "tflop_per_iter": flops / 1e12, "gflops": flops / s / 1e9,
         "peak_rss_mb": peak_rss_mb(), **_environment(dev),
@@ -105,8 +122,8 @@ def bench_infer(
 ) -> dict[str, Any]:  # fmt: skip
     """Milliseconds to translate one ``size``x``size`` image with a generator of official width."""
     dev = resolve_device(device)
-    config = CycleGANConfig(channels_a=3, channels_b=3, size=256, generator=generator, blocks=blocks).validate()
-    g = CycleGAN(config, with_discriminators=False).g_ab.to(dev).eval()
+    config = cyclegan_config(channels_a=3, channels_b=3, size=256, generator=generator, blocks=blocks)
+    g = CycleGANNetworks(config, with_discriminators=False).g_ab.to(dev).eval()
     x = torch.rand(1, 3, size, size, device=dev) * 2 - 1
     times = time_call(lambda: translate_tensor(g, x), iters, warmup, dev)
     s = statistics.median(times)

@@ -7,8 +7,8 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from gankit.config import CONV_ALGORITHMS, CycleGANConfig, add_config_arguments, config_from_args
-from gankit.errors import GankitError
+from gankit.config import add_config_arguments, config_from_args, read_yaml_options
+from gankit.errors import ConfigError, GankitError
 
 DEMO_PRESET = dict(ngf=32, ndf=32, blocks=6, steps=1000, sample_every=100, checkpoint_every=500, log_every=5,
                    keep_checkpoints=1)  # fmt: skip
@@ -17,32 +17,27 @@ DEMO_PRESET = dict(ngf=32, ndf=32, blocks=6, steps=1000, sample_every=100, check
 
 def _add_train_parser(sub) -> None:
     p = sub.add_parser("train", help="train a model (or --resume a run)",
-                       description="Train CycleGAN: `gankit train cyclegan --dataset apple2orange --out runs/a2o`; "
-                       "continue an interrupted run with `gankit train --resume RUN_DIR`.")  # fmt: skip
+                       description="Train a model: `gankit train cyclegan --dataset apple2orange --out runs/a2o` "
+                       "(`gankit models` lists the kinds); continue an interrupted run with "
+                       "`gankit train --resume RUN_DIR`.")  # fmt: skip
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in this folder from its newest checkpoint")
     p.add_argument("--steps", type=int, default=None, help="with --resume: new total number of steps")
+    p.add_argument("--data-root", dest="resume_data_root", default=None,
+                   help="with --resume: the run's data now lives in this folder")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     models = p.add_subparsers(dest="model", metavar="MODEL")
-    c = models.add_parser("cyclegan", help="unpaired image-to-image translation (Zhu et al. 2017)")
-    c.add_argument("--config", metavar="YAML", help="options from a YAML file (flags override it)")
-    c.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
-    c.add_argument("--no-progress", action="store_true", dest="no_progress_c", help="no progress bar")
-    add_config_arguments(c, CycleGANConfig)
-    from gankit.training.companion import COMPANIONS, model_class
+    from gankit.models.registry import model_kinds
 
-    helps = {"cgan": "conditional GAN: draw a chosen digit (GANs in Action ch.8)",
-             "sgan": "semi-supervised GAN: a classifier from 100 labels (GANs in Action ch.7)",
-             "progan": "progressive GAN: 4 → 32 px by growing (Karras et al. 2018, GANs in Action ch.6)"}  # fmt: skip
-    for kind in COMPANIONS:
-        m = models.add_parser(kind, help=helps.get(kind, kind))
+    for kind, cls in model_kinds().items():
+        m = models.add_parser(kind, help=cls.summary or kind, description=cls.summary or None)
         m.add_argument("--config", metavar="YAML", help="options from a YAML file (flags override it)")
         m.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
         m.add_argument("--no-progress", action="store_true", dest="no_progress_c", help="no progress bar")
-        add_config_arguments(m, model_class(kind).config_class)
+        add_config_arguments(m, cls.config_class)
 
 
 def _add_sample_parser(sub) -> None:
-    p = sub.add_parser("sample", help="draw images from a trained cgan/sgan/progan run",
+    p = sub.add_parser("sample", help="draw images from a trained generative model (cgan, sgan, progan…)",
                        description="Write a grid of new images from RUN: `gankit sample runs/cgan --label 7 --n 64`, "
                        "or a latent-space interpolation grid with --interpolate.")  # fmt: skip
     p.add_argument("model", metavar="RUN", help="run folder or its model.safetensors")
@@ -75,7 +70,7 @@ def _add_translate_parser(sub) -> None:
     p.add_argument("model", metavar="MODEL")
     p.add_argument("inputs", nargs="+", metavar="INPUT")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--direction", choices=("a2b", "b2a"), default="a2b")
+    p.add_argument("--direction", default="a2b", help="a2b or b2a (what the model translates)")
     p.add_argument("--roundtrip", action="store_true", help="also write real | translated | reconstructed strips")
     p.add_argument("--official", action="store_true", help="MODEL is an official pytorch-CycleGAN G_A .pth")
     p.add_argument("--official-b", default=None, help="with --official: the G_B .pth (default: sibling *G_B*)")
@@ -104,6 +99,8 @@ def _add_bench_parser(sub) -> None:
     p.add_argument("--warmup", type=int, default=2, help="untimed repetitions first")
     p.add_argument("--amp", default="off", choices=("off", "bf16", "fp16", "auto"))
     p.add_argument("--compile", action="store_true", help="train: torch.compile the networks (compiles in warm-up)")
+    from gankit.models.cyclegan import CONV_ALGORITHMS
+
     p.add_argument("--conv-algorithms", default="tuned", choices=CONV_ALGORITHMS,
                    help="train: CPU convolution algorithms (see `gankit train --help`)")  # fmt: skip
     p.add_argument("--device", default="auto")
@@ -119,7 +116,7 @@ def _add_export_parser(sub) -> None:
     p.add_argument("model", metavar="MODEL")
     p.add_argument("--format", dest="fmt", choices=("onnx", "torchscript"), required=True)
     p.add_argument("--out", required=True, help="output file (.onnx or .pt)")
-    p.add_argument("--direction", choices=("a2b", "b2a"), default="a2b")
+    p.add_argument("--direction", default="a2b", help="a2b or b2a (what the model translates)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     p.add_argument("--static", action="store_true", help="fix the input shape to 1 x C x size x size")
     p.add_argument("--no-check", action="store_true", help="skip comparing the exported file with PyTorch")
@@ -146,36 +143,38 @@ def build_parser() -> argparse.ArgumentParser:
         )
     )
     sub.add_parser("recipes", help="list the built-in datasets")
+    sub.add_parser("models", help="list the model kinds (built-in and plugins)")
     return parser
 
 
 def cmd_train(args) -> int:
-    from gankit.training.companion import COMPANIONS, is_companion_run, model_class, resume_companion, train_companion
+    from gankit.models.registry import model_class
     from gankit.training.loop import resume, train
 
     progress = not (args.no_progress or getattr(args, "no_progress_c", False))
     if args.resume:
-        if is_companion_run(args.resume):
-            resume_companion(args.resume, steps=args.steps, progress=progress)
-        else:
-            resume(args.resume, steps=args.steps, progress=progress)
+        if args.model:
+            raise ConfigError("--resume RUN_DIR continues a run with its saved options; give no MODEL with it")
+        if args.steps is not None and args.steps < 1:
+            raise ConfigError(f"--steps {args.steps}: expected a number ≥ 1")
+        resume(args.resume, steps=args.steps, data_root=args.resume_data_root, progress=progress)
         return 0
-    if args.model not in ("cyclegan", *COMPANIONS):
-        print(f"usage: gankit train {{cyclegan,{','.join(COMPANIONS)}}} [options]  |  gankit train --resume RUN_DIR",
-              file=sys.stderr)  # fmt: skip
-        return 2
-    cls = CycleGANConfig if args.model == "cyclegan" else model_class(args.model).config_class
-    base = cls.load_yaml(args.config).to_dict() if args.config else None
-    config = config_from_args(cls, args, base)
+    if not args.model:
+        raise ConfigError("usage: gankit train MODEL [options] (see `gankit models`) | gankit train --resume RUN_DIR")
+    cls = model_class(args.model).config_class
+    base = None
+    if args.config:
+        base = read_yaml_options(args.config)
+        kind = base.pop("kind", base.pop("model", args.model))
+        if kind != args.model:
+            raise ConfigError(f"{args.config}: a {kind} config, not {args.model}")
+    config = config_from_args(cls, args, base, source=args.config or "config")
     if args.dry_run:
         import yaml
 
-        print(yaml.safe_dump(config.to_dict(), sort_keys=False))
+        print(yaml.safe_dump({"kind": args.model, **config.to_dict()}, sort_keys=False))
         return 0
-    if args.model == "cyclegan":
-        train(config, progress=progress)
-    else:
-        train_companion(args.model, config, progress=progress)
+    train(config, args.model, progress=progress)
     return 0
 
 
@@ -183,10 +182,10 @@ def cmd_sample(args) -> int:
     import torch
 
     from gankit.io import save_image_atomic
-    from gankit.training.companion import load_model
+    from gankit.models.persist import load_model
 
     if args.n < 1:
-        raise GankitError(f"--n must be ≥ 1, got {args.n}")
+        raise ConfigError(f"--n {args.n}: expected a number ≥ 1")
     model = load_model(args.model, device=args.device)
     with torch.no_grad():
         grid = model.sample(n=args.n, label=args.label, interpolate=args.interpolate, seed=args.seed)
@@ -199,8 +198,9 @@ def cmd_sample(args) -> int:
 
 
 def demo_config(dataset: str, data_root: str | None, out: str | None, steps: int | None, size: int | None,
-                device: str = "auto") -> CycleGANConfig:  # fmt: skip
-    from gankit.training.data import domain_pair
+                device: str = "auto"):  # fmt: skip
+    from gankit.data.loading import domain_pair
+    from gankit.models.cyclegan import CycleGANConfig
 
     base = CycleGANConfig(dataset=dataset, data_root=data_root, device=device)
     pair = domain_pair(base, "train")
@@ -227,10 +227,10 @@ def cmd_demo(args) -> int:
 
 
 def cmd_translate(args) -> int:
+    from gankit.api import CycleGAN
     from gankit.inference.tiled import parse_bytes
     from gankit.inference.translate import translate_paths
-    from gankit.models.cyclegan import CycleGAN
-    from gankit.training.setup import resolve_device
+    from gankit.runtime import resolve_device
 
     device = resolve_device(args.device)
 
@@ -241,10 +241,11 @@ def cmd_translate(args) -> int:
             raise GankitError(f"{path_b}: G_B weights not found; pass --official-b FILE")
         model = CycleGAN.load_official(path_a, path_b, device=device, blocks=args.official_blocks)
     else:
-        model = CycleGAN.load(args.model, device=device)
+        model = load_translator(args.model, device)
+    model.generator(args.direction)  # an unknown or missing direction is a usage error before any work
     max_memory = parse_bytes(args.max_memory) if args.max_memory is not None else None
     if args.tile is not None and args.tile < 0:
-        raise GankitError(f"--tile must be 0 (never tile) or a positive number of pixels, got {args.tile}")
+        raise ConfigError(f"--tile {args.tile}: expected 0 (never tile) or a positive number of pixels")
     result = translate_paths(model, args.inputs, args.out, direction=args.direction, roundtrip=args.roundtrip,
                              tile=args.tile, max_memory=max_memory)  # fmt: skip
     for path, tile in result.tiled:
@@ -276,7 +277,7 @@ def cmd_bench(args) -> int:
             row = bench_infer(size=size, generator=args.generator, blocks=args.blocks, iters=args.iters,
                               warmup=args.warmup, device=args.device)  # fmt: skip
         else:
-            from gankit.training.setup import resolve_device
+            from gankit.runtime import resolve_device
 
             dev = resolve_device(args.device)
             row = {"bench": "conv", "gflops": attainable_conv_gflops(dev),
@@ -292,9 +293,9 @@ def cmd_bench(args) -> int:
 
 def cmd_export(args) -> int:
     from gankit.inference.export import check_export, export_generator
-    from gankit.models.cyclegan import CycleGAN
 
-    model = CycleGAN.load(args.model)
+    model = load_translator(args.model, "cpu")
+    model.generator(args.direction)
     path = export_generator(model, args.direction, args.fmt, Path(args.out), opset=args.opset,
                             dynamic=not args.static)  # fmt: skip
     print(f"wrote {path}")
@@ -307,6 +308,27 @@ def cmd_export(args) -> int:
     return 0
 
 
+def load_translator(path: str, device):
+    """A trained model that translates images (any registered kind with the Translator capability)."""
+    from gankit.models.base import Translator
+    from gankit.models.persist import load_model
+
+    model = load_model(path, device)
+    if not isinstance(model, Translator):
+        raise ConfigError(f"{path}: a {model.kind} model does not translate images; try `gankit sample {path}`")
+    return model
+
+
+def cmd_models(_args) -> int:
+    from gankit.models.base import Translator
+    from gankit.models.registry import model_kinds
+
+    for kind, cls in model_kinds().items():
+        what = "translator" if issubclass(cls, Translator) else "generator"
+        print(f"{kind:12s} {what:10s} {cls.summary}")
+    return 0
+
+
 def cmd_recipes(_args) -> int:
     from gankit.data.recipes import list_recipes
 
@@ -316,22 +338,30 @@ def cmd_recipes(_args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except GankitError as e:  # e.g. a plugin that does not import
+        print(f"gankit: error: {e}", file=sys.stderr)
+        return 1
     args = parser.parse_args(argv)
     if args.version:
-        from gankit import __version__
+        from gankit.version import VERSION as __version__
 
         print(__version__)
         return 0
     from gankit.metrics.cli import run_eval
 
     commands = {"train": cmd_train, "demo": cmd_demo, "translate": cmd_translate, "eval": run_eval,
-                "bench": cmd_bench, "export": cmd_export, "recipes": cmd_recipes, "sample": cmd_sample}  # fmt: skip
+                "bench": cmd_bench, "export": cmd_export, "recipes": cmd_recipes, "sample": cmd_sample,
+                "models": cmd_models}  # fmt: skip
     if args.command not in commands:
         parser.print_help()
         return 2
     try:
         return commands[args.command](args)
+    except ConfigError as e:
+        print(f"gankit: error: {e}", file=sys.stderr)
+        return 2
     except GankitError as e:
         print(f"gankit: error: {e}", file=sys.stderr)
         return 1

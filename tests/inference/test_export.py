@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from gankit.config import CycleGANConfig
+from gankit.api import CycleGAN
 from gankit.errors import GankitError
 from gankit.inference.export import ExportError, check_export, export_generator, read_export_metadata
-from gankit.models.cyclegan import CycleGAN
+from gankit.models.cyclegan import CycleGANConfig
 
 CASES = [("resnet", 1, 3), ("resnet", 3, 3), ("unet-upsample", 1, 3), ("unet-upsample", 3, 3)]
 

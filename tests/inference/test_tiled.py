@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 from torch import nn
 
+from gankit.api import CycleGAN
 from gankit.cli import main
-from gankit.config import CycleGANConfig
 from gankit.data.images import pil_to_tensor, tensor_to_pil
 from gankit.errors import GankitError
 from gankit.inference import translate_paths, translate_tensor
@@ -22,7 +22,7 @@ from gankit.inference.tiled import (
     parse_bytes,
     translate_tiled,
 )
-from gankit.models.cyclegan import CycleGAN
+from gankit.models.cyclegan import CycleGANConfig
 from gankit.nn.generators import ResnetBlock, ResnetGenerator, UnetGenerator
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from gankit.config import CycleGANConfig
+from gankit.api import CycleGAN
 from gankit.inference import (
     TranslateResult,
     pad_to_multiple,
@@ -14,7 +14,7 @@ from gankit.inference import (
     translate_paths,
     translate_tensor,
 )
-from gankit.models.cyclegan import CycleGAN
+from gankit.models.cyclegan import CycleGANConfig
 
 
 def tiny_model(generator: str = "resnet", **kw) -> CycleGAN:

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 import gankit.metrics.digits as digits
-from gankit.data.mnist import mnist_tensors, to_unit
+from gankit.data.images import uint8_to_unit
+from gankit.data.mnist import mnist_tensors
 from gankit.metrics.classifier import ClassifierConfig
 from gankit.models.sgan import SemiSupervisedGAN, SGANConfig
 
@@ -41,7 +42,7 @@ class FakeCGAN:
         for k in labels.tolist():
             idx = (self.labels == k).nonzero().flatten()
             out.append(self.images[idx[torch.randint(len(idx), (1,), generator=gen)]])
-        return to_unit(torch.cat(out))
+        return uint8_to_unit(torch.cat(out))
 
     def sample(self, n, seed=0):
         from PIL import Image

@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from gankit.config import CycleGANConfig
+from gankit.api import CycleGAN
 from gankit.data.recipes import load_recipe
 from gankit.data.transforms import EvalTransform
 from gankit.errors import ConfigError
@@ -26,7 +26,7 @@ from gankit.metrics.classifier import (
 )
 from gankit.metrics.cli import add_eval_arguments, run_eval
 from gankit.metrics.evaluate import evaluate_folders, evaluate_model, format_table, label_preservation
-from gankit.models.cyclegan import CycleGAN
+from gankit.models.cyclegan import CycleGANConfig
 
 from .test_inception import FeaturesOnly, WithLogits, save_scripted
 
@@ -144,8 +144,13 @@ class Stub(nn.Module):
         self.g_ab, self.g_ba = g_ab, g_ba
         self.config = SimpleNamespace(size=32, channels_a=3, channels_b=3)
 
+    image_size = 32
+
     def generator(self, d):
         return self.g_ab if d == "a2b" else self.g_ba
+
+    def channels(self, d):
+        return (3, 3)
 
 
 def test_perfect_and_useless_translators(report, cli_run, shared_data, tmp_path):

@@ -6,21 +6,33 @@ import pytest
 import torch
 
 from gankit.cli import main
+from gankit.data.streams import BatchStream, StreamSource
 from gankit.errors import ConfigError
 from gankit.losses import GAN_LOSSES
 from gankit.models.cgan import CGANConfig, ConditionalGAN
+from gankit.models.persist import load_model
 from gankit.nn.dcgan import ConditionalDiscriminator, ConditionalGenerator
-from gankit.training.companion import BatchStream, load_model, resume_companion, train_companion
+from gankit.training.loop import next_batches, resume, train
 
 TINY = dict(z_dim=8, g_width=4, d_width=4, batch_size=8, threads=1, log_every=1, sample_every=1000)
 
 
 def tiny_model(**kw) -> ConditionalGAN:
-    model = ConditionalGAN(CGANConfig(**(TINY | kw)).validate(), torch.device("cpu"))
+    return ConditionalGAN(CGANConfig(**(TINY | kw)).validate(), torch.device("cpu"))
+
+
+def tiny_source() -> StreamSource:
+    """32 random uint8 "digits" with labels, as the model's own source gives MNIST."""
     gen = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (32, 1, 28, 28), dtype=torch.uint8, generator=gen)
-    model.stream = BatchStream(images, torch.arange(32) % 10, batch_size=8, seed=0)
-    return model
+    return StreamSource("32 random digits", stream=BatchStream(images, torch.arange(32) % 10, batch_size=8, seed=0))
+
+
+def one_step(model: ConditionalGAN, step: int = 1, source: StreamSource | None = None) -> dict:
+    """What the loop does for one step: draw ``batches_per_step`` batches, train on them."""
+    terms = model.train_step(next_batches(model, source or tiny_source()), step)
+    model.precision.update()
+    return terms
 
 
 def test_network_shapes_and_conditioning():
@@ -39,8 +51,9 @@ def test_network_shapes_and_conditioning():
 @pytest.mark.parametrize("game", GAN_LOSSES)
 def test_one_step_of_each_game_changes_both_networks(game):
     model = tiny_model(gan_loss=game, n_critic=2 if game.startswith("wgan") else 1)
+    assert model.batches_per_step == model.config.n_critic  # one batch per discriminator update
     before = {k: [p.detach().clone() for p in n.parameters()] for k, n in model.networks().items()}
-    terms = model.train_step(1)
+    terms = one_step(model)
     assert all(torch.isfinite(torch.as_tensor(v)) for v in terms.values())
     for name, net in model.networks().items():
         assert any(not torch.equal(a, b) for a, b in zip(before[name], net.parameters())), name
@@ -48,6 +61,18 @@ def test_one_step_of_each_game_changes_both_networks(game):
         assert all(p.abs().max() <= model.config.clip + 1e-7 for p in model.D.parameters())
     if game == "wgan-gp":  # the penalty needs per-sample scores: no batch norm in the critic
         assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.D.modules())
+
+
+def test_n_critic_discriminator_updates_per_step_each_on_its_own_batch(monkeypatch):
+    model = tiny_model(n_critic=3)
+    seen = []
+    real = model._critic_loss
+    monkeypatch.setattr(model, "_critic_loss", lambda x, y: seen.append(y.clone()) or real(x, y))
+    source = tiny_source()
+    one_step(model, source=source)
+    assert len(seen) == 3
+    assert not torch.equal(seen[0], seen[1])  # three different batches of the stream
+    assert source.state_dict()["stream"]["pos"] == 24
 
 
 def test_gradient_penalty_is_really_applied(monkeypatch):
@@ -61,10 +86,10 @@ def test_gradient_penalty_is_really_applied(monkeypatch):
         return real(critic, a, b)
 
     monkeypatch.setattr(cgan, "gradient_penalty", spy)
-    tiny_model(gan_loss="wgan-gp").train_step(1)
+    one_step(tiny_model(gan_loss="wgan-gp"))
     assert calls
     calls.clear()
-    tiny_model(gan_loss="wgan").train_step(1)
+    one_step(tiny_model(gan_loss="wgan"))
     assert not calls
 
 
@@ -74,17 +99,17 @@ def test_matching_aware_discriminator_scores_wrong_labels_as_fake(monkeypatch):
     real_d_loss = type(model.loss).d_loss
     monkeypatch.setattr(type(model.loss), "d_loss", lambda self, r, f, g=None: seen.append((len(r), len(f)))
                         or real_d_loss(self, r, f, g))  # fmt: skip
-    model.train_step(1)
+    one_step(model)
     assert seen == [(8, 16)]  # 8 real pairs; 8 generated + 8 real digits under a wrong label
     seen.clear()
-    tiny_model(mismatch=False).train_step(1)
+    one_step(tiny_model(mismatch=False))
     assert seen == [(8, 8)]
 
 
 def test_tricks_change_the_discriminator_targets():
     model = tiny_model(label_smoothing=0.1, label_noise=0.2)
     assert model.loss.real_label == pytest.approx(0.9) and model.loss.label_noise == 0.2
-    assert set(model.train_step(1)) == {"D", "G"}
+    assert set(one_step(model)) == {"D", "G"}
 
 
 def test_sample_grids():
@@ -95,25 +120,23 @@ def test_sample_grids():
     assert rows.size[1] > rows.size[0]
     assert model.sample(n=16, interpolate=True).size[0] > 0
     assert model.sample_grid(1).size[0] > 0
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="--label"):
         model.sample(n=4, label=10)
 
 
 def test_only_mnist():
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="--dataset"):
         CGANConfig(dataset="cifar10").validate()
 
 
 def test_resume_reproduces_an_uninterrupted_run(shared_data, tmp_path):
     cfg = dict(TINY, data_root=str(shared_data), checkpoint_every=2)
-    straight = train_companion(
-        "cgan", CGANConfig(**cfg, steps=4, out=str(tmp_path / "a")).validate(), progress=False, log=lambda *_: None
-    )
-    train_companion(
-        "cgan", CGANConfig(**cfg, steps=2, out=str(tmp_path / "b")).validate(), progress=False, log=lambda *_: None
-    )
-    resumed = resume_companion(tmp_path / "b", steps=4, progress=False, log=lambda *_: None)
-    assert straight["final_losses"] == resumed["final_losses"]
+    quiet = dict(progress=False, log=lambda *_: None)
+    straight = train(CGANConfig(**cfg, steps=4, out=str(tmp_path / "a")).validate(), **quiet)
+    train(CGANConfig(**cfg, steps=2, out=str(tmp_path / "b")).validate(), **quiet)
+    resumed = resume(tmp_path / "b", steps=4, **quiet)
+    assert straight.step == resumed.step == 4
+    assert straight.losses == resumed.losses
     a, b = load_model(tmp_path / "a", device="cpu"), load_model(tmp_path / "b", device="cpu")
     for k, v in a.weights().items():
         assert torch.equal(v, b.weights()[k]), k

@@ -14,8 +14,8 @@ import pytest
 import torch
 from torch import nn
 
+from gankit.api import CycleGAN
 from gankit.errors import CheckpointError
-from gankit.models.cyclegan import CycleGAN
 from gankit.models.official import load_official_generator, map_official_state_dict, official_state_dict
 from gankit.nn.conv import tune_convolutions
 from gankit.nn.generators import ResnetGenerator, SkipUnetGenerator

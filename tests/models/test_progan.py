@@ -11,19 +11,43 @@ import pytest
 import torch
 from PIL import Image
 
+from gankit.data.streams import BatchStream, StreamSource
 from gankit.errors import ConfigError
 from gankit.io import load_safetensors
 from gankit.losses import GAN_LOSSES
-from gankit.models.progan import ProGANConfig, ProgressiveGAN, slerp
-from gankit.training.companion import load_model, resume_companion, train_companion
+from gankit.models.base import slerp
+from gankit.models.persist import load_model
+from gankit.models.progan import ProGANConfig, ProgressiveGAN, load_training_images
+from gankit.training.loop import next_batches, resume, train
 
 TINY = {"fmap_base": 64, "fmap_max": 16, "latent_dim": 8, "batch_size": 4, "threads": 1, "sample_every": 2,
         "checkpoint_every": 4, "log_every": 1}  # fmt: skip
 
 
+QUIET = {"progress": False, "log": lambda *_: None}
+
+
 def make(tmp_path, shared_data, **kw) -> ProgressiveGAN:
     cfg = ProGANConfig(**{**TINY, "data_root": str(shared_data), "out": str(tmp_path / "run"), **kw}).validate()
     return ProgressiveGAN(cfg, torch.device("cpu"))
+
+
+@pytest.fixture(scope="module")
+def cifar_images(shared_data) -> torch.Tensor:
+    """The CIFAR-10 training images, read once for the step tests of this module."""
+    return load_training_images("cifar10", str(shared_data))[0]
+
+
+def cifar_source(m: ProgressiveGAN, images: torch.Tensor) -> StreamSource:
+    """A fresh batch source over ``images``, as ``m.training_data()`` builds it."""
+    return StreamSource("CIFAR-10", stream=BatchStream(images, batch_size=m.config.batch_size, seed=m.config.seed))
+
+
+def one_step(m: ProgressiveGAN, step: int, source: StreamSource) -> dict:
+    """What the loop does for one step: draw ``batches_per_step`` batches, train on them."""
+    terms = m.train_step(next_batches(m, source), step)
+    m.precision.update()
+    return terms
 
 
 def test_schedule_is_a_function_of_the_step(tmp_path):
@@ -60,11 +84,13 @@ def _changed(before, net):
 
 
 @pytest.mark.parametrize("game", GAN_LOSSES)
-def test_one_step_changes_both_networks_for_every_game(tmp_path, shared_data, game):
+def test_one_step_changes_both_networks_for_every_game(tmp_path, shared_data, cifar_images, game):
     m = make(tmp_path, shared_data, steps=40, gan_loss=game, label_smoothing=0.1, label_noise=0.05, n_critic=2)
-    m.prepare_training(None)
+    assert m.batches_per_step == 2
+    source = cifar_source(m, cifar_images)
     g0, d0, e0 = _snapshot(m.G), _snapshot(m.D), _snapshot(m.G_ema)
-    terms = m.train_step(32)  # depth 3, fading in (α = 0.4)
+    terms = one_step(m, 32, source)  # depth 3, fading in (α = 0.4)
+    assert source.state_dict()["stream"]["pos"] == 2 * m.config.batch_size  # one batch per critic update
     assert m.phase(32) == (3, pytest.approx(0.4)) and terms["alpha"] == pytest.approx(0.4)
     assert all(math.isfinite(float(v)) for v in terms.values())
     g, d = _changed(g0, m.G), _changed(d0, m.D)
@@ -81,13 +107,12 @@ def test_one_step_changes_both_networks_for_every_game(tmp_path, shared_data, ga
         assert m.D.final_block[-1].bias.abs().max() <= m.config.clip + 1e-7
 
 
-def test_gradient_penalty_is_really_applied(tmp_path, shared_data):
+def test_gradient_penalty_is_really_applied(tmp_path, shared_data, cifar_images):
     out = []
     for weight in (0.0, 10.0):
         torch.manual_seed(0)
         m = make(tmp_path, shared_data, steps=8, gp_weight=weight)
-        m.prepare_training(None)
-        m.train_step(1)
+        one_step(m, 1, cifar_source(m, cifar_images))
         out.append(_snapshot(m.D))
     assert any(not torch.equal(out[0][k], out[1][k]) for k in out[0])
 
@@ -95,21 +120,22 @@ def test_gradient_penalty_is_really_applied(tmp_path, shared_data):
 def test_resume_reproduces_an_uninterrupted_run(tmp_path, shared_data):
     kw = {**TINY, "data_root": str(shared_data), "phase_steps": 2, "seed": 3}
     straight = ProGANConfig(**kw, steps=8, out=str(tmp_path / "a")).validate()
-    train_companion("progan", straight, progress=False, log=lambda *_: None)
+    train(straight, **QUIET)
     half = ProGANConfig(**kw, steps=4, out=str(tmp_path / "b")).validate()
-    train_companion("progan", half, progress=False, log=lambda *_: None)
-    resume_companion(tmp_path / "b", steps=8, progress=False, log=lambda *_: None)
+    train(half, **QUIET)
+    assert resume(tmp_path / "b", steps=8, **QUIET).step == 8
     a, meta_a = load_safetensors(tmp_path / "a" / "model.safetensors")
     b, _ = load_safetensors(tmp_path / "b" / "model.safetensors")
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+    assert meta_a["format"] == "gankit-model-2" and meta_a["kind"] == "progan"
     assert json.loads(meta_a["extra"])["resolution"] == 32
 
 
 def test_load_model_rebuilds_the_phase_and_samples(tmp_path, shared_data):
     cfg = ProGANConfig(**{**TINY, "data_root": str(shared_data), "steps": 6, "out": str(tmp_path / "run")})
-    train_companion("progan", cfg.validate(), progress=False, log=lambda *_: None)
+    train(cfg.validate(), **QUIET)
     assert sorted(p.name for p in (tmp_path / "run" / "samples").glob("step_*.png"))[-1] == "step_0000006.png"
     m = load_model(tmp_path / "run", device="cpu")
     assert isinstance(m, ProgressiveGAN) and m.step == 6 and m.resolution() == 32
@@ -136,10 +162,11 @@ def test_slerp_endpoints_and_norm():
 
 def test_mnist_padded_to_32(tmp_path, shared_data):
     m = make(tmp_path, shared_data, steps=4, dataset="mnist")
-    assert "MNIST" in m.prepare_training(None)
-    x = m.stream.next()[0]
+    source = m.training_data()
+    assert "MNIST" in source.description
+    x = source.next()["stream"][0]
     assert x.shape == (4, 1, 32, 32) and x[:, :, :2].max() == 0
-    m.train_step(4)
+    one_step(m, 4, source)
     assert m.generate(torch.randn(2, 8)).shape == (2, 1, 32, 32)
 
 

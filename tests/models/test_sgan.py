@@ -3,14 +3,19 @@ and the CLI on real MNIST."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from gankit.cli import main
+from gankit.data.images import uint8_to_unit
 from gankit.data.mnist import balanced_subset
+from gankit.data.streams import BatchStream, StreamSource
 from gankit.errors import ConfigError
 from gankit.losses import GAN_LOSSES
+from gankit.models.schedules import lr_factor
 from gankit.models.sgan import (
     SemiSupervisedGAN,
     SGANConfig,
@@ -20,18 +25,28 @@ from gankit.models.sgan import (
     real_probability,
 )
 from gankit.nn.dcgan import MLPDiscriminator, MLPGenerator
-from gankit.training.companion import BatchStream
+from gankit.training.loop import next_batches
 
 TINY = dict(z_dim=8, d_hidden=[32, 16], d_width=4, g_hidden=[16], g_width=4, batch_size=10, labels=20, threads=1)
 
 
 def tiny_model(**kw) -> SemiSupervisedGAN:
-    model = SemiSupervisedGAN(SGANConfig(**(TINY | kw)).validate(), torch.device("cpu"))
+    return SemiSupervisedGAN(SGANConfig(**(TINY | kw)).validate(), torch.device("cpu"))
+
+
+def tiny_source() -> StreamSource:
+    """20 labelled and 20 unlabelled random uint8 "digits", laid out as the model's own source."""
     gen = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (40, 1, 28, 28), dtype=torch.uint8, generator=gen)
-    model.labelled = BatchStream(x[:20], torch.arange(20) % 10, batch_size=10, seed=0)
-    model.unlabelled = BatchStream(x[20:], batch_size=10, seed=1)
-    return model
+    return StreamSource("40 random digits", labelled=BatchStream(x[:20], torch.arange(20) % 10, batch_size=10, seed=0),
+                        unlabelled=BatchStream(x[20:], batch_size=10, seed=1))  # fmt: skip
+
+
+def one_step(model: SemiSupervisedGAN, step: int = 1, source: StreamSource | None = None) -> dict:
+    """What the loop does for one step: draw ``batches_per_step`` batches, train on them."""
+    terms = model.train_step(next_batches(model, source or tiny_source()), step)
+    model.precision.update()
+    return terms
 
 
 def test_real_fake_head_is_one_minus_one_over_sum_exp_plus_one():
@@ -76,7 +91,7 @@ def test_labelled_subset_is_balanced_and_seeded():
     a, b = balanced_subset(labels, 100, 0), balanced_subset(labels, 100, 1)
     assert len(a) == 100 and torch.bincount(labels[a]).tolist() == [10] * 10
     assert not torch.equal(a, b) and torch.equal(a, balanced_subset(labels, 100, 0))
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="labels"):
         SGANConfig(labels=55).validate()
 
 
@@ -86,7 +101,7 @@ def test_labelled_subset_is_balanced_and_seeded():
 def test_one_step_changes_both_networks(game, generator_loss, generator):
     model = tiny_model(gan_loss=game, generator_loss=generator_loss, generator=generator)
     before = {k: [p.detach().clone() for p in n.parameters()] for k, n in model.networks().items()}
-    terms = model.train_step(1)
+    terms = one_step(model, 1)
     assert {"D", "D_sup", "D_unsup", "G"} <= set(terms)
     assert all(torch.isfinite(torch.as_tensor(v)) for v in terms.values())
     for name, net in model.networks().items():
@@ -98,7 +113,7 @@ def test_dcgan_generator_option():
     model = tiny_model(generator="dcgan", g_width=4)
     assert model.G(torch.randn(3, 8)).shape == (3, 1, 28, 28)
     before = [p.detach().clone() for p in model.G.parameters()]
-    model.train_step(1)
+    one_step(model, 1)
     assert any(not torch.equal(a, b) for a, b in zip(before, model.G.parameters()))
 
 
@@ -107,7 +122,7 @@ def test_discriminator_options(discriminator):
     model = tiny_model(discriminator=discriminator)
     assert model.D(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
     before = [p.detach().clone() for p in model.D.parameters()]
-    model.train_step(1)
+    one_step(model, 1)
     assert any(not torch.equal(a, b) for a, b in zip(before, model.D.parameters()))
     assert isinstance(model.make_classifier(), type(model.D))  # the baseline uses the same network
 
@@ -147,12 +162,13 @@ def test_weight_average_tracks_the_discriminator_and_is_evaluated():
     assert set(model.networks()) == {"G", "D", "D_ema"} and model.classifier is model.D_ema
     assert not any(p.requires_grad for p in model.D_ema.parameters())
     before = [p.detach().clone() for p in model.D_ema.parameters()]
-    model.train_step(1)
-    model.train_step(2)
+    source = tiny_source()
+    one_step(model, 1, source)
+    one_step(model, 2, source)
     for old, avg, cur in zip(before, model.D_ema.parameters(), model.D.parameters()):
         assert not torch.equal(avg, old) and not torch.equal(avg, cur)
     x = torch.randint(0, 256, (5, 1, 28, 28), dtype=torch.uint8)
-    expected = model.D_ema.eval()(x.float().div(127.5).sub(1)).argmax(1)
+    expected = model.D_ema.eval()(uint8_to_unit(x)).argmax(1)
     assert torch.equal(model.classify(x), expected)
     # a model saved without the average loads its raw D as the average
     weights = {k: v for k, v in model.weights().items() if not k.startswith("D_ema.")}
@@ -167,12 +183,18 @@ def test_learning_rate_decays_linearly_to_zero_at_the_end():
     model = tiny_model(lr=1e-3, steps=10, lr_decay=0.5)
     assert model.set_learning_rate(5) == 1.0 and model.optimizers()["D"].param_groups[0]["lr"] == 1e-3
     factors = [model.set_learning_rate(s) for s in range(6, 11)]
-    assert factors == sorted(factors, reverse=True) and 0 < factors[-1] < 0.2
+    # the shared schedule, on 0-based steps: constant for the first half, then linear towards 0
+    assert factors == [lr_factor(s - 1, 10, "linear", decay_start=0.5) for s in range(6, 11)]
+    assert factors == sorted(factors, reverse=True) and len(set(factors)) == len(factors) and factors[-1] > 0
+    drops = [a - b for a, b in itertools.pairwise(factors)]
+    assert drops == pytest.approx([drops[0]] * len(drops))  # linear ...
+    assert factors[-1] - drops[0] == pytest.approx(0, abs=1e-12)  # ... reaching 0 just after the last step
     assert model.optimizers()["G"].param_groups[0]["lr"] == 1e-3 * factors[-1]
+    assert model.optimizers()["D"].param_groups[0]["lr"] == 1e-3 * factors[-1]
     assert tiny_model(steps=10, lr_decay=0).set_learning_rate(10) == 1.0
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="lr-decay"):
         SGANConfig(lr_decay=1.5).validate()
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="ema"):
         SGANConfig(ema=1.0).validate()
 
 
@@ -199,9 +221,9 @@ def test_consistency_loss_compares_student_with_the_averaged_teacher():
     assert loss.item() == pytest.approx(expected.item()) and loss.item() > 0
     loss.backward()  # the gradient reaches the student only
     assert model.D.head.weight.grad is not None and model.D_ema.head.weight.grad is None
-    terms = tiny_model(consistency=1.0).train_step(1)
+    terms = one_step(tiny_model(consistency=1.0), 1)
     assert "D_cons" in terms and torch.isfinite(terms["D_cons"])
-    assert "D_cons" not in tiny_model(consistency=0.0).train_step(1)
+    assert "D_cons" not in one_step(tiny_model(consistency=0.0), 1)
 
 
 def test_pseudo_label_consistency_counts_only_sure_teacher_digits():
@@ -222,12 +244,16 @@ def test_sampling():
 
 
 def test_labelled_split_on_real_mnist(shared_data):
-    model = SemiSupervisedGAN(SGANConfig(**(TINY | dict(labels=100, label_seed=5))).validate(), torch.device("cpu"))
+    config = SGANConfig(**(TINY | dict(labels=100, label_seed=5, data_root=str(shared_data)))).validate()
+    model = SemiSupervisedGAN(config, torch.device("cpu"))
     x_lab, y_lab, _, x_unl = model.labelled_data(str(shared_data))
     assert len(x_lab) == 100 and torch.bincount(y_lab).tolist() == [10] * 10
     assert len(x_unl) == 60000 - 100
-    model.prepare_training(str(shared_data))
-    assert model.train_step(1)["D_sup"] > 0
+    source = model.training_data()  # the same split, from config.data_root
+    assert "100 labelled" in source.description and set(source.streams) == {"labelled", "unlabelled"}
+    labelled, unlabelled = source.streams["labelled"].tensors, source.streams["unlabelled"].tensors
+    assert torch.equal(labelled[1], y_lab) and len(unlabelled[0]) == len(x_unl)
+    assert one_step(model, 1, source)["D_sup"] > 0
 
 
 def test_cli_train_sample_eval_on_real_mnist(shared_data, tmp_path, eval_digit_run):
@@ -270,15 +296,17 @@ def test_cli_train_sample_eval_on_real_mnist(shared_data, tmp_path, eval_digit_r
 
 
 def test_resume_reproduces_an_uninterrupted_run(shared_data, tmp_path):
-    from gankit.training.companion import load_model, resume_companion, train_companion
+    from gankit.models.persist import load_model
+    from gankit.training.loop import resume, train
 
     # lr_decay follows --steps, which differs between the two runs here (2, then 4): keep the lr constant
     cfg = dict(TINY, data_root=str(shared_data), checkpoint_every=2, log_every=1, sample_every=100, lr_decay=0)
     quiet = dict(progress=False, log=lambda *_: None)
-    straight = train_companion("sgan", SGANConfig(**cfg, steps=4, out=str(tmp_path / "a")).validate(), **quiet)
-    train_companion("sgan", SGANConfig(**cfg, steps=2, out=str(tmp_path / "b")).validate(), **quiet)
-    resumed = resume_companion(tmp_path / "b", steps=4, **quiet)
-    assert straight["final_losses"] == resumed["final_losses"]
+    straight = train(SGANConfig(**cfg, steps=4, out=str(tmp_path / "a")).validate(), **quiet)
+    train(SGANConfig(**cfg, steps=2, out=str(tmp_path / "b")).validate(), **quiet)
+    resumed = resume(tmp_path / "b", steps=4, **quiet)
+    assert straight.step == resumed.step == 4
+    assert straight.losses == resumed.losses
     a, b = load_model(tmp_path / "a", device="cpu"), load_model(tmp_path / "b", device="cpu")
     for k, v in a.weights().items():
         assert torch.equal(v, b.weights()[k]), k

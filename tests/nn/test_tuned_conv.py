@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gankit.config import CycleGANConfig
-from gankit.models.cyclegan import CycleGAN
+from gankit.api import CycleGAN
+from gankit.models.cyclegan import CycleGANConfig
 from gankit.nn import conv
 from gankit.nn.conv import ALGORITHMS, PLAIN, ConvAlgorithmTuner, TunedConv2d, candidates, tune_convolutions
 from gankit.nn.generators import ResnetGenerator

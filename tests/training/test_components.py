@@ -12,9 +12,9 @@ from gankit.io import (
     safe_torch_load,
     save_safetensors,
 )
+from gankit.models.pool import ImagePool
+from gankit.models.schedules import lr_factor
 from gankit.training.checkpoint import prune_checkpoints, rng_state, set_rng_state
-from gankit.training.pool import ImagePool
-from gankit.training.schedules import lr_factor
 
 
 def test_pool_fills_then_mixes_and_resumes_exactly():

@@ -3,15 +3,14 @@
 import pytest
 import torch
 
-from gankit.config import CycleGANConfig
 from gankit.errors import TrainingDiverged
 from gankit.io import list_checkpoints, safe_torch_load
-from gankit.models.cyclegan import CycleGAN
+from gankit.models.cyclegan import CycleGANConfig, CycleGANNetworks
 from gankit.training.loop import resume, train
 
 
 def test_nan_loss_raises_and_keeps_checkpoint(shared_data, tmp_path, monkeypatch):
-    original = CycleGAN.generator_loss
+    original = CycleGANNetworks.generator_loss
     calls = {"n": 0}
 
     def poisoned(self, real_a, real_b, out):
@@ -19,7 +18,7 @@ def test_nan_loss_raises_and_keeps_checkpoint(shared_data, tmp_path, monkeypatch
         calls["n"] += 1
         return (total * torch.nan if calls["n"] > 2 else total), terms
 
-    monkeypatch.setattr(CycleGAN, "generator_loss", poisoned)
+    monkeypatch.setattr(CycleGANNetworks, "generator_loss", poisoned)
     run = tmp_path / "run"
     config = CycleGANConfig(dataset="apple2orange", data_root=str(shared_data), size=32, steps=6, ngf=4, ndf=4,
                             blocks=1, checkpoint_every=2, out=str(run), workers=0)  # fmt: skip
@@ -27,8 +26,8 @@ def test_nan_loss_raises_and_keeps_checkpoint(shared_data, tmp_path, monkeypatch
         train(config, progress=False, log=lambda *_: None)
     assert [s for s, _ in list_checkpoints(run / "checkpoints")] == [2]
     state = safe_torch_load(list_checkpoints(run / "checkpoints")[-1][1])
-    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    assert all(torch.isfinite(v).all() for v in state["networks"]["g_ab"].values() if v.is_floating_point())
 
-    monkeypatch.setattr(CycleGAN, "generator_loss", original)
+    monkeypatch.setattr(CycleGANNetworks, "generator_loss", original)
     result = resume(run, progress=False, log=lambda *_: None)  # the run continues from the good checkpoint
     assert result.step == 6

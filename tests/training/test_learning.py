@@ -4,7 +4,7 @@ import csv
 
 import pytest
 
-from gankit.config import CycleGANConfig
+from gankit.models.cyclegan import CycleGANConfig
 from gankit.training.loop import train
 
 

@@ -14,8 +14,9 @@ import pytest
 import torch
 from PIL import Image
 
+from gankit.data.grid import make_grid
+from gankit.data.images import tensor_to_pil
 from gankit.io import save_image_atomic
-from gankit.training.grid import make_grid, tensor_to_pil
 from gankit.training.report import (
     LossLog,
     TensorBoardLogger,
@@ -101,7 +102,7 @@ def test_grid_rejects_bad_input_and_tames_nan():
     with pytest.raises(ValueError):
         make_grid([[torch.zeros(2, 4, 4)]])
     t = torch.tensor([[[math.nan, 5.0], [-7.0, 0.0]]])
-    assert list(np.asarray(tensor_to_pil(t))[..., 0].ravel()) == [128, 255, 0, 128]
+    assert list(np.asarray(tensor_to_pil(t).convert("RGB"))[..., 0].ravel()) == [128, 255, 0, 128]
 
 
 def test_save_image_atomic_leaves_only_the_final_file(tmp_path, monkeypatch):

@@ -165,3 +165,17 @@ def tensor_to_pil(t: torch.Tensor) -> Image.Image:
         raise ValueError(f"expected a CHW tensor with 1 or 3 channels, got shape {tuple(t.shape)}")
     a = ((t.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
     return Image.fromarray(a[:, :, 0] if a.shape[2] == 1 else a)
+
+
+def center_square_batch(source, size: int, n: int) -> torch.Tensor:
+    """``n`` evenly spaced images of ``source``, shorter side to ``size`` then a centred square crop: a
+    fixed, undistorted view for sample grids."""
+
+    idx = torch.linspace(0, len(source) - 1, min(n, len(source))).round().long().unique()
+    fit = (ImageOps.fit(source.load(int(i)), (size, size), Image.Resampling.BICUBIC) for i in idx)
+    return torch.stack([pil_to_tensor(im) for im in fit])
+
+
+def uint8_to_unit(x: torch.Tensor) -> torch.Tensor:
+    """uint8 images → float in [-1, 1] (the generators' range)."""
+    return x.float().div(127.5).sub(1.0)

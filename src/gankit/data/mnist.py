@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from gankit.data.recipes import _mnist, _root
+from gankit.data.recipes import mnist_source, resolve_data_root
 from gankit.errors import DataError
 
 
@@ -13,15 +13,10 @@ def mnist_tensors(data_root: str | None, split: str) -> tuple[torch.Tensor, torc
     """(uint8 images (N, 1, 28, 28), int64 labels (N,)) of MNIST ``split`` ("train" or "test")."""
     if split not in ("train", "test"):
         raise DataError(f"MNIST split must be 'train' or 'test', got {split!r}")
-    source = _mnist(_root(data_root), split)
+    source = mnist_source(resolve_data_root(data_root), split)
     images = torch.from_numpy(np.array(source.array, dtype=np.uint8))[:, None]
     labels = torch.from_numpy(np.asarray(source.labels).astype(np.int64))
     return images, labels
-
-
-def to_unit(x: torch.Tensor) -> torch.Tensor:
-    """uint8 pixels → float in [-1, 1]."""
-    return x.float().div(127.5).sub(1.0)
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:

@@ -64,14 +64,14 @@ def default_data_root() -> Path:
     return Path(os.environ.get("GANKIT_DATA") or "../shared/data")
 
 
-def _root(data_root: str | Path | None) -> Path:
+def resolve_data_root(data_root: str | Path | None) -> Path:
     root = Path(data_root) if data_root else default_data_root()
     if not root.is_dir():
         raise DataError(f"data folder {root} not found; {HINT}")
     return root
 
 
-def _need(path: Path, recipe: str) -> Path:
+def require_data(path: Path, recipe: str) -> Path:
     if not path.exists():
         raise DataError(f"{path} not found: recipe '{recipe}' needs it; {HINT}")
     return path
@@ -106,13 +106,13 @@ def _layout_pair(base: Path, split: str, on_bad: str, name: str) -> DomainPair:
 
 def _cyclegan_set(name: str) -> Callable[[Path | None, str, str], DomainPair]:
     def build(root, split, on_bad):
-        return _layout_pair(_need(_root(root) / name, name), split, on_bad, name)
+        return _layout_pair(require_data(resolve_data_root(root) / name, name), split, on_bad, name)
 
     return build
 
 
 def _horse2zebra(root, split, on_bad) -> DomainPair:
-    root = _root(root)
+    root = resolve_data_root(root)
     if _has_layout(root / "horse2zebra", split):
         return _layout_pair(root / "horse2zebra", split, on_bad, "horse2zebra")
     partial = root / "horse2zebra_partial"
@@ -141,7 +141,7 @@ def _skimage_photos(files: Sequence[str]) -> ListSource:
     folder = Path(skimage.__file__).parent / "data"
     images = []
     for f in files:
-        img = load_image(_need(folder / f, "demo"), 3)
+        img = load_image(require_data(folder / f, "demo"), 3)
         s = DEMO_SHORT_SIDE / min(img.size)
         if s < 1:  # decode and shrink once: per-step crops then cost nothing
             img = img.resize((round(img.width * s), round(img.height * s)), Image.Resampling.LANCZOS)
@@ -164,8 +164,8 @@ def _demo(root, split, on_bad) -> DomainPair:
 
 
 # --- CIFAR-10 colorization --------------------------------------------------------------------------
-def _cifar_files(base: Path, split: str) -> tuple[list[Path], np.ndarray]:
-    table = _need(base / f"{split}_labels.csv", "cifar10-colorization")
+def cifar_files(base: Path, split: str) -> tuple[list[Path], np.ndarray]:
+    table = require_data(base / f"{split}_labels.csv", "cifar10-colorization")
     with open(table, newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows or not {"path", "label"} <= rows[0].keys():
@@ -177,8 +177,8 @@ def _cifar_colorization(root, split, on_bad) -> DomainPair:
     """Train: gray A from the even rows, colour B from the odd rows of train_labels.csv (disjoint
     halves with the same class balance, so unpaired). Test: gray test images, their colours as
     ``test_a_truth``, and the same colour images as B. Sizes 32, only flips (``crop`` of 32)."""
-    base = _need(_root(root) / "cifar10", "cifar10-colorization")
-    paths, labels = _cifar_files(base, split)
+    base = require_data(resolve_data_root(root) / "cifar10", "cifar10-colorization")
+    paths, labels = cifar_files(base, split)
     if split == "train":
         a = FileSource(paths[0::2], 1, on_bad, labels[0::2], f"{base}/train (even rows, gray)")
         b = FileSource(paths[1::2], 3, on_bad, labels[1::2], f"{base}/train (odd rows)")
@@ -209,11 +209,11 @@ def read_idx(path: Path) -> np.ndarray:
     return body.reshape(shape)
 
 
-def _mnist(root: Path, split: str) -> ArraySource:
-    base = _need(root / "mnist", "mnist")
+def mnist_source(root: Path, split: str) -> ArraySource:
+    base = require_data(root / "mnist", "mnist")
     prefix = "train" if split == "train" else "t10k"
-    images = read_idx(_need(base / f"{prefix}-images-idx3-ubyte.gz", "mnist"))
-    labels = read_idx(_need(base / f"{prefix}-labels-idx1-ubyte.gz", "mnist"))
+    images = read_idx(require_data(base / f"{prefix}-images-idx3-ubyte.gz", "mnist"))
+    labels = read_idx(require_data(base / f"{prefix}-labels-idx1-ubyte.gz", "mnist"))
     if len(images) != len(labels):
         raise DataError(f"{base}: {len(images)} images but {len(labels)} labels")
     names = [f"mnist_{prefix}_{i:05d}" for i in range(len(images))]
@@ -221,7 +221,7 @@ def _mnist(root: Path, split: str) -> ArraySource:
 
 
 def _usps(root: Path, split: str) -> ArraySource:
-    path = _need(root / "usps" / "usps.h5", "mnist-usps")
+    path = require_data(root / "usps" / "usps.h5", "mnist-usps")
     try:
         import h5py
     except ImportError:
@@ -242,14 +242,14 @@ MNISTM_TRAIN_FRACTION = 0.8
 def _mnistm(root: Path, split: str) -> ZipSource:
     """Only MNIST-M's test split (9,001 images) is available offline: its first 80% (by file name)
     serve as our train split and the last 20% as our test split."""
-    base = _need(root / "mnist_m", "mnist-mnistm")
-    labels_txt = _need(base / "mnist_m_test_labels.txt", "mnist-mnistm")
+    base = require_data(root / "mnist_m", "mnist-mnistm")
+    labels_txt = require_data(base / "mnist_m_test_labels.txt", "mnist-mnistm")
     label_of = {}
     for line in labels_txt.read_text().split("\n"):
         if line.strip():
             file, label = line.split()
             label_of[file] = int(label)
-    source = ZipSource(_need(base / "mnist_m_test.zip", "mnist-mnistm"), None, 3)
+    source = ZipSource(require_data(base / "mnist_m_test.zip", "mnist-mnistm"), None, 3)
     members = source.members
     missing = [m for m in members if Path(m).name not in label_of]
     if missing:
@@ -261,14 +261,14 @@ def _mnistm(root: Path, split: str) -> ZipSource:
 
 
 def _mnist_usps(root, split, on_bad) -> DomainPair:
-    root = _root(root)
-    return DomainPair(_mnist(root, split), _usps(root, split), 1, 1, "mnist-usps", 32, 32,
+    root = resolve_data_root(root)
+    return DomainPair(mnist_source(root, split), _usps(root, split), 1, 1, "mnist-usps", 32, 32,
                       "MNIST 28px ↔ USPS 16px digits, both resized to 32")  # fmt: skip
 
 
 def _mnist_mnistm(root, split, on_bad) -> DomainPair:
-    root = _root(root)
-    return DomainPair(_mnist(root, split), _mnistm(root, split), 1, 3, "mnist-mnistm", 32, 32,
+    root = resolve_data_root(root)
+    return DomainPair(mnist_source(root, split), _mnistm(root, split), 1, 3, "mnist-mnistm", 32, 32,
                       "MNIST (gray) ↔ MNIST-M (digits on colour photo patches)")  # fmt: skip
 
 
@@ -298,7 +298,7 @@ def _celeba(attribute_a: tuple[str, int], attribute_b: tuple[str, int], name: st
     on, so train and test splits both use all images. Faces are 178x218: aspect is kept."""
 
     def build(root, split, on_bad) -> DomainPair:
-        base = _need(_root(root) / "celeba_hair", name)
+        base = require_data(resolve_data_root(root) / "celeba_hair", name)
         tables = sorted(base.rglob("list_attr_celeba*.txt"))
         if not tables:
             raise DataError(f"{base}: no list_attr_celeba*.txt attribute file")

@@ -54,7 +54,7 @@ def _round_up(size: int, multiple: int) -> int:
 
 def export_metadata(model, direction: str, fmt: str, *, opset: int | None = None, dynamic: bool = True) -> dict:
     """The JSON object stored in an exported file."""
-    from gankit import __version__
+    from gankit.version import VERSION as __version__
 
     net = model.generator(direction)
     c_in, c_out = model.channels(direction)

@@ -64,6 +64,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gankit.errors import GankitError
+from gankit.inference.padding import pad_to_multiple
 from gankit.nn.generators import ResnetBlock, ResnetGenerator
 
 DEFAULT_RAM_BYTES = 256 * 2**20
@@ -760,8 +761,6 @@ def translate_tiled(
     (of the last image of the batch). Returns a float tensor on the generator's device. Raises
     :class:`TilingUnsupported` for generators that cannot be tiled exactly.
     """
-    from gankit.inference.translate import pad_to_multiple
-
     if x.ndim != 4:
         raise ValueError(f"expected an (N, C, H, W) tensor, got shape {tuple(x.shape)}")
     if tile < 1:

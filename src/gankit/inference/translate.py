@@ -16,38 +16,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
 from gankit.data.images import convert_image, list_images, load_image, pil_to_tensor, tensor_to_pil
 from gankit.errors import GankitError
+from gankit.inference.padding import pad_to_multiple
+from gankit.inference.tiled import (
+    DEFAULT_RAM_BYTES,
+    check_tileable,
+    choose_tile,
+    default_memory_budget,
+    is_tileable,
+    translate_tiled,
+)
 from gankit.io import atomic_write_bytes, encode_image
-
-
-def _pad_axis(x: torch.Tensor, before: int, after: int, dim: int) -> torch.Tensor:
-    if before == 0 and after == 0:
-        return x
-    pad = (before, after, 0, 0) if dim == -1 else (0, 0, before, after)
-    # reflect needs a pad smaller than the side; tiny images fall back to repeating the edge
-    mode = "reflect" if max(before, after) < x.shape[dim] else "replicate"
-    return F.pad(x, pad, mode=mode)
-
-
-def pad_to_multiple(
-    x: torch.Tensor, multiple: int, min_size: int = 0
-) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
-    """Pad (N, C, H, W) so H and W divide by ``multiple`` (and are at least ``min_size``), split
-    evenly between both sides so no edge sees much more invented context than the other. Returns
-    the padded tensor and the ``(top, bottom, left, right)`` amounts."""
-    h, w = x.shape[-2:]
-    ph = max(h + (-h) % multiple, min_size + (-min_size) % multiple) - h
-    pw = max(w + (-w) % multiple, min_size + (-min_size) % multiple) - w
-    top, left = ph // 2, pw // 2
-    bottom, right = ph - top, pw - left
-    x = _pad_axis(x, left, right, -1)
-    x = _pad_axis(x, top, bottom, -2)
-    return x, (top, bottom, left, right)
 
 
 def _generator_device_dtype(generator: nn.Module) -> tuple[torch.device | None, torch.dtype | None]:
@@ -62,8 +45,6 @@ def _generator_device_dtype(generator: nn.Module) -> tuple[torch.device | None, 
 def memory_budget(generator: nn.Module, max_memory: int | None = None) -> int:
     """Bytes a one-piece pass may use: ``max_memory`` if given, else half the free GPU memory for a
     CUDA generator or half the available RAM otherwise."""
-    from gankit.inference.tiled import default_memory_budget
-
     if max_memory is not None:
         return int(max_memory)
     device, _ = _generator_device_dtype(generator)
@@ -79,8 +60,6 @@ def plan_tile(
     """Tile size :func:`translate_tensor` will use for a (N, C, H, W) or (C, H, W) input: 0 for one
     piece. ``tile=None`` decides from the memory budget; an explicit tile larger than the image is
     one piece too (a single tile is the whole image)."""
-    from gankit.inference.tiled import choose_tile, is_tileable
-
     *lead, c, h, w = shape
     n = lead[0] if lead else 1
     if tile is None:
@@ -109,13 +88,9 @@ def translate_tensor(
     if x.ndim != 4:
         raise ValueError(f"expected an (N, C, H, W) tensor, got shape {tuple(x.shape)}")
     if tile:
-        from gankit.inference.tiled import check_tileable
-
         check_tileable(generator)
     use_tile = plan_tile(generator, tuple(x.shape), tile, max_memory)
     if use_tile:
-        from gankit.inference.tiled import DEFAULT_RAM_BYTES, translate_tiled
-
         ram = DEFAULT_RAM_BYTES if max_memory is None else min(DEFAULT_RAM_BYTES, int(max_memory) // 8)
         return translate_tiled(generator, x, use_tile, ram_bytes=ram)
     device, dtype = _generator_device_dtype(generator)
@@ -241,8 +216,6 @@ def translate_paths(
     an explicit tile with a generator that cannot be tiled raises before anything is read.
     """
     from tqdm.auto import tqdm
-
-    from gankit.inference.tiled import check_tileable
 
     back = "b2a" if direction == "a2b" else "a2b"
     generator = model.generator(direction)

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from gankit.data.recipes import _cifar_files, _need, _root
+from gankit.data.grid import make_grid
+from gankit.data.recipes import cifar_files, require_data, resolve_data_root
 from gankit.data.sources import FileSource
 from gankit.errors import ConfigError
 from gankit.metrics.classifier import (
@@ -29,9 +30,9 @@ from gankit.metrics.classifier import (
     tensor_to_uint8,
     train_label_classifier,
 )
-from gankit.metrics.evaluate import Report
+from gankit.metrics.evaluate import Report, finish_report
 from gankit.metrics.fid import fid_from_features, kid
-from gankit.training.grid import make_grid
+from gankit.metrics.registry import EvalRequest, register_evaluator
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
@@ -59,9 +60,9 @@ DESCRIPTIONS = {
 
 def cifar_sources(data_root: str | Path | None) -> tuple[FileSource, FileSource]:
     """(train, test) labelled sources of the local CIFAR-10 copy."""
-    base = _need(_root(data_root) / "cifar10", "cifar10")
-    tr, trl = _cifar_files(base, "train")
-    te, tel = _cifar_files(base, "test")
+    base = require_data(resolve_data_root(data_root) / "cifar10", "cifar10")
+    tr, trl = cifar_files(base, "train")
+    te, tel = cifar_files(base, "test")
     return (FileSource(tr, 3, "error", trl, f"{base}/train"), FileSource(te, 3, "error", tel, f"{base}/test"))
 
 
@@ -157,3 +158,16 @@ def evaluate_progan(model, out_dir: Path, *, data_root, device, cache_dir: Path,
         if isinstance(v, float) and not math.isfinite(v):
             rep.notes.append(f"{k} is not finite")
     return rep
+
+
+@register_evaluator("progan")
+def _evaluate_progan_run(model, request: EvalRequest) -> dict:
+    rep = evaluate_progan(
+        model,
+        request.out,
+        data_root=request.data_root,
+        device=request.device,
+        cache_dir=request.cache_dir,
+        log=request.log,
+    )
+    return finish_report(rep, model, request)

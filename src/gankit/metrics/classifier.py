@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from gankit.data.images import tensor_to_pil
+from gankit.data.images import tensor_to_pil, uint8_to_unit
 from gankit.data.sources import (
     ArraySource,
     FileSource,
@@ -101,7 +101,7 @@ class TrainedClassifier:
         self.model.eval()
         probs, feats = [], []
         for i in range(0, len(images), batch_size):
-            x = to_float(images[i : i + batch_size])
+            x = uint8_to_unit(images[i : i + batch_size])
             f = self.model.features(x)
             probs.append(self.model.head(f).softmax(1).double().numpy())
             feats.append(f.double().numpy())
@@ -137,10 +137,6 @@ def tensor_to_uint8(x: torch.Tensor, size: int) -> torch.Tensor:
     """Generator output (N, C, H, W) in [-1, 1] -> uint8 (N, 3, size, size), quantized as a saved
     image would be, then resized like real images (see :func:`prepare`)."""
     return torch.from_numpy(np.stack([prepare(tensor_to_pil(im), size) for im in x]))
-
-
-def to_float(x: torch.Tensor) -> torch.Tensor:
-    return x.float().div(127.5).sub(1.0)
 
 
 # --- cache key ---------------------------------------------------------------------------------------
@@ -199,7 +195,7 @@ def fit(train_x: torch.Tensor, train_y: torch.Tensor, num_classes: int, config: 
     model.train()
     for _ in range(config.steps):
         idx = torch.randint(len(train_x), (config.batch_size,), generator=gen)
-        x, y = to_float(train_x[idx]), train_y[idx]
+        x, y = uint8_to_unit(train_x[idx]), train_y[idx]
         if config.flip:
             flip = torch.rand(len(x), generator=gen) < 0.5
             x = torch.where(flip[:, None, None, None], x.flip(3), x)
@@ -220,7 +216,7 @@ def accuracy(model: SmallCNN, x: torch.Tensor, y: torch.Tensor, batch_size: int 
     model.eval()
     correct = 0
     for i in range(0, len(x), batch_size):
-        correct += int((model(to_float(x[i : i + batch_size])).argmax(1) == y[i : i + batch_size]).sum())
+        correct += int((model(uint8_to_unit(x[i : i + batch_size])).argmax(1) == y[i : i + batch_size]).sum())
     return correct / len(x)
 
 

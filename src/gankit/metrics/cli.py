@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
 from gankit.errors import ConfigError
 from gankit.metrics.classifier import ClassifierConfig
-from gankit.training.setup import resolve_device
+from gankit.runtime import resolve_device
 
 
 def add_eval_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -56,45 +55,10 @@ def _log(msg: str) -> None:
     print(f"[eval] {msg}", file=sys.stderr, flush=True)
 
 
-COMPANION_EVALUATORS = {
-    "cgan": "gankit.metrics.digits:evaluate_cgan",
-    "sgan": "gankit.metrics.digits:evaluate_sgan",
-    "progan": "gankit.metrics.cifar:evaluate_progan",
-}
-"""Model kind → ``module:function(model, out_dir, *, data_root, device, cache_dir, log) -> Report``."""
-
-
-def run_companion_eval(args: argparse.Namespace) -> int:
-    """``gankit eval RUN`` for a cgan/sgan/progan run: the model's own evaluator writes the report."""
-    import importlib
-
-    from gankit.metrics.classifier import default_cache_dir
-    from gankit.metrics.evaluate import format_table, write_report
-    from gankit.training.companion import load_model
-
-    model = load_model(args.model, device=args.device)
-    module, name = COMPANION_EVALUATORS[model.kind].split(":")
-    evaluate = getattr(importlib.import_module(module), name)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
-    rep = evaluate(model, out, data_root=args.data_root, device=model.device, cache_dir=cache_dir, log=_log)
-    rep.info.setdefault("model", str(args.model))
-    rep.info.setdefault("kind", model.kind)
-    metrics = write_report(rep, out)
-    print(format_table(metrics, rep.descriptions))
-    print(f"\nreport: {out / 'report.html'}")
-    return 0
-
-
 def run_eval(args: argparse.Namespace) -> int:
-    from gankit.data.recipes import folder_pair, load_recipe
-    from gankit.training.companion import is_companion_run
-
-    if args.model and is_companion_run(args.model):
-        return run_companion_eval(args)
+    from gankit.data.recipes import load_recipe
     from gankit.metrics.classifier import default_cache_dir, train_domain_classifier
-    from gankit.metrics.evaluate import evaluate_folders, evaluate_model, format_table
+    from gankit.metrics.evaluate import evaluate_folders, format_table
 
     device = resolve_device(args.device)
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
@@ -102,7 +66,9 @@ def run_eval(args: argparse.Namespace) -> int:
     if cfg.image_size < 16 or cfg.steps < 1:
         raise ConfigError("--classifier-size must be ≥ 16 and --classifier-steps ≥ 1")
     if args.max_images is not None and args.max_images < 2:
-        raise ConfigError(f"--max-images must be at least 2, got {args.max_images}")
+        raise ConfigError(f"--max-images {args.max_images}: expected a number ≥ 2")
+    if args.size is not None and args.size < 8:
+        raise ConfigError(f"--size {args.size}: expected a number ≥ 8")
     if args.real or args.fake:
         if not (args.real and args.fake):
             raise ConfigError("folder mode needs both --real DIR and --fake DIR")
@@ -115,55 +81,23 @@ def run_eval(args: argparse.Namespace) -> int:
             classifier = train_domain_classifier(
                 train.source_a, train.source_b, test.source_a, test.source_b, test.name, cfg, cache_dir
             )
-        metrics = evaluate_folders(
-            args.real,
-            args.fake,
-            args.out,
-            args.inception_weights,
-            args.size,
-            args.max_images,
-            classifier,
-            device,
-            _log,
-        )
+        metrics = evaluate_folders(args.real, args.fake, args.out, args.inception_weights, args.size,
+                                   args.max_images, classifier, device, _log)  # fmt: skip
     else:
         if not args.model:
             raise ConfigError("give MODEL (with --dataset or --test-a/--test-b), or --real DIR --fake DIR")
-        from gankit.models.cyclegan import CycleGAN
+        from gankit.metrics.registry import EvalRequest, evaluator_for
+        from gankit.models.persist import load_model
 
-        model = CycleGAN.load(args.model, device=device)
-        ca, cb = model.config.channels_a, model.config.channels_b
-        if args.test_a or args.test_b:
-            if not (args.test_a and args.test_b):
-                raise ConfigError("--test-a and --test-b go together")
-            test = folder_pair(args.test_a, args.test_b, ca, cb, name=Path(args.test_a).parent.name or "folders")
-            train = None
-            if args.train_a and args.train_b:
-                train = folder_pair(args.train_a, args.train_b, ca, cb, name=test.name)
-        else:
-            # the model's own data by default; --swap runs are scored in their own A/B orientation
-            from gankit.training.data import domain_pair
-
-            data = model.config
-            if args.dataset:
-                data = dataclasses.replace(data, dataset=args.dataset, domain_a=[], domain_b=[])
-            if args.data_root:
-                data = dataclasses.replace(data, data_root=args.data_root)
-            test, train = domain_pair(data, "test"), domain_pair(data, "train")
-        metrics = evaluate_model(
-            model,
-            test,
-            args.out,
-            train,
-            args.size,
-            args.max_images,
-            device,
-            cache_dir,
-            args.inception_weights,
-            cfg,
-            log=_log,
-            model_name=str(args.model),
-        )
+        model = load_model(args.model, device)
+        request = EvalRequest(
+            out=Path(args.out), device=device, cache_dir=cache_dir, model_name=str(args.model),
+            data_root=args.data_root, dataset=args.dataset, test_a=args.test_a, test_b=args.test_b,
+            train_a=args.train_a, train_b=args.train_b, size=args.size, max_images=args.max_images,
+            inception_weights=args.inception_weights, classifier_config=cfg, log=_log,
+        )  # fmt: skip
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        metrics = evaluator_for(model)(model, request)
     print(format_table(metrics))
     print(f"\nreport: {Path(args.out) / 'report.html'}")
     return 0

@@ -19,11 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gankit.data.images import uint8_to_unit
 from gankit.data.mnist import mnist_tensors, to_uint8
-from gankit.data.recipes import _mnist, _root
-from gankit.metrics.classifier import ClassifierConfig, TrainedClassifier, to_float, train_label_classifier
-from gankit.metrics.evaluate import Report
+from gankit.data.recipes import mnist_source, resolve_data_root
+from gankit.metrics.classifier import ClassifierConfig, TrainedClassifier, train_label_classifier
+from gankit.metrics.evaluate import Report, finish_report
 from gankit.metrics.fid import feature_statistics, frechet_distance
+from gankit.metrics.registry import EvalRequest, register_evaluator
 
 DIGIT_CLASSIFIER = ClassifierConfig(
     image_size=28, width=16, steps=3000, batch_size=64, lr=2e-3, flip=False, max_train_per_class=60000, seed=0
@@ -40,8 +42,8 @@ def digit_classifier(
     data_root: str | Path | None, cache_dir: Path | None = None, config: ClassifierConfig | None = None
 ) -> TrainedClassifier:
     """The project's MNIST digit classifier (trained once, then read from the cache)."""
-    root = _root(data_root)
-    train, test = _mnist(root, "train"), _mnist(root, "test")
+    root = resolve_data_root(data_root)
+    train, test = mnist_source(root, "train"), mnist_source(root, "test")
     return train_label_classifier(train, test, "mnist-digits", 10, config or DIGIT_CLASSIFIER, cache_dir)
 
 
@@ -51,7 +53,7 @@ def classify(clf: TrainedClassifier, images: torch.Tensor, batch_size: int = 500
     clf.model.eval()
     probs, feats = [], []
     for i in range(0, len(images), batch_size):
-        x = to_float(images[i : i + batch_size].expand(-1, 3, -1, -1))
+        x = uint8_to_unit(images[i : i + batch_size].expand(-1, 3, -1, -1))
         f = clf.model.features(x)
         probs.append(clf.model.head(f).softmax(1).double().numpy())
         feats.append(f.double().numpy())
@@ -174,3 +176,29 @@ def evaluate_sgan(
     model.sample(n=100, seed=0).save(Path(out_dir) / "samples.png")
     rep.grids.append(("generator samples", "samples.png"))
     return rep
+
+
+@register_evaluator("cgan")
+def _evaluate_cgan_run(model, request: EvalRequest) -> dict:
+    rep = evaluate_cgan(
+        model,
+        request.out,
+        data_root=request.data_root,
+        device=request.device,
+        cache_dir=request.cache_dir,
+        log=request.log,
+    )
+    return finish_report(rep, model, request)
+
+
+@register_evaluator("sgan")
+def _evaluate_sgan_run(model, request: EvalRequest) -> dict:
+    rep = evaluate_sgan(
+        model,
+        request.out,
+        data_root=request.data_root,
+        device=request.device,
+        cache_dir=request.cache_dir,
+        log=request.log,
+    )
+    return finish_report(rep, model, request)

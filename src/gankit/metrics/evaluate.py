@@ -45,6 +45,7 @@ from gankit.metrics.classifier import (
 from gankit.metrics.fid import KID_SUBSET_SIZE, KID_SUBSETS, fid_from_features, kid
 from gankit.metrics.image_quality import psnr, ssim
 from gankit.metrics.inception import InceptionExtractor, inception_score
+from gankit.metrics.registry import TRANSLATOR, EvalRequest, register_evaluator
 
 GRID_CASES = 4
 Log = Callable[[str], None]
@@ -131,15 +132,15 @@ def evaluate_model(
     log: Log = _quiet,
     model_name: str = "",
 ) -> dict[str, Any]:
-    """Score ``model`` (a :class:`~gankit.models.cyclegan.CycleGAN`) on ``test_pair`` in both directions,
+    """Score ``model`` (a :class:`~gankit.models.base.Translator` with both directions) on ``test_pair``,
     write ``out_dir/report.json`` and ``report.html``, return the metrics. ``train_pair`` (the train
     split) is needed for the classifier metrics; without it they are None with a note."""
     device = torch.device(device)
-    model = model.to(device).eval()
-    size = size or model.config.size
+    model.eval()
+    size = size or getattr(model, "image_size", None) or model.config.size
     for d, (ca, cb) in (
-        ("A", (test_pair.channels_a, model.config.channels_a)),
-        ("B", (test_pair.channels_b, model.config.channels_b)),
+        ("A", (test_pair.channels_a, model.channels("a2b")[0])),
+        ("B", (test_pair.channels_b, model.channels("b2a")[0])),
     ):
         if ca != cb:
             raise ConfigError(f"domain {d} of {test_pair.name} has {ca} channel(s) but the model expects {cb}")
@@ -280,6 +281,43 @@ def evaluate_model(
     return write_report(rep, out_dir)
 
 
+@register_evaluator(TRANSLATOR)
+def evaluate_translator(model, request: EvalRequest) -> dict[str, Any]:
+    """``gankit eval RUN`` for a model that translates images: its own data's test split (or
+    ``--dataset`` / ``--test-a --test-b``), scored by :func:`evaluate_model`."""
+    import dataclasses
+
+    from gankit.data.loading import domain_pair
+    from gankit.data.recipes import folder_pair
+
+    ca, cb = model.channels("a2b")
+    if request.test_a or request.test_b:
+        if not (request.test_a and request.test_b):
+            raise ConfigError("--test-a and --test-b go together")
+        test = folder_pair(request.test_a, request.test_b, ca, cb, name=Path(request.test_a).parent.name or "folders")
+        train = None
+        if request.train_a and request.train_b:
+            train = folder_pair(request.train_a, request.train_b, ca, cb, name=test.name)
+    else:
+        # the model's own data by default; --swap runs are scored in their own A/B orientation
+        data = model.config
+        if request.dataset:
+            data = dataclasses.replace(data, dataset=request.dataset, domain_a=[], domain_b=[])
+        if request.data_root:
+            data = dataclasses.replace(data, data_root=request.data_root)
+        test, train = domain_pair(data, "test"), domain_pair(data, "train")
+    return evaluate_model(model, test, request.out, train, request.size, request.max_images, request.device,
+                          request.cache_dir, request.inception_weights, request.classifier_config, log=request.log,
+                          model_name=request.model_name)  # fmt: skip
+
+
+def finish_report(rep: Report, model, request: EvalRequest) -> dict[str, Any]:
+    """Write a model evaluator's report (with the model's name and kind) and return its metrics."""
+    rep.info.setdefault("model", request.model_name)
+    rep.info.setdefault("kind", model.kind)
+    return write_report(rep, request.out)
+
+
 def _finite_mean(values: torch.Tensor) -> float:
     """Mean PSNR; identical pairs (inf) are capped at 100 dB so one exact copy does not make it inf."""
     return float(values.clamp(max=100.0).mean())
@@ -308,7 +346,8 @@ def _classifier_info(c: TrainedClassifier) -> dict[str, Any]:
 
 
 def _best_worst(out_dir: Path, d: str, inp, fake, rec, score: np.ndarray, score_name: str) -> list[tuple[str, str]]:
-    from gankit.training.grid import make_grid, save_image_atomic
+    from gankit.data.grid import make_grid
+    from gankit.io import save_image_atomic
 
     k = min(GRID_CASES, len(score) // 2) or min(1, len(score))
     order = np.argsort(-score, kind="stable")

@@ -9,7 +9,7 @@ gradient penalty for ``wgan-gp``), with ``--n-critic``, ``--label-smoothing`` an
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,13 +18,16 @@ from PIL import Image
 from torch import nn
 
 from gankit.config import CompanionConfig, opt
-from gankit.data.mnist import mnist_tensors, to_unit
+from gankit.data.grid import make_grid
+from gankit.data.images import uint8_to_unit
+from gankit.data.mnist import mnist_tensors
+from gankit.data.streams import BatchStream, StreamSource
 from gankit.errors import ConfigError
 from gankit.losses import AdversarialLoss, clip_weights, gradient_penalty
+from gankit.models.base import Model, latent_lines, make_optimizer
+from gankit.models.registry import register
 from gankit.nn.dcgan import ConditionalDiscriminator, ConditionalGenerator
 from gankit.nn.layers import count_parameters
-from gankit.training.companion import BatchStream, GANModel
-from gankit.training.grid import make_grid
 
 NUM_CLASSES = 10
 GRID_CELL = 56  # px: 28 × 28 digits shown at 2× in grids
@@ -32,9 +35,9 @@ GRID_CELL = 56  # px: 28 × 28 digits shown at 2× in grids
 
 @dataclass
 class CGANConfig(CompanionConfig):
-    z_dim: int = opt(100, "noise dimension", group="model")
-    g_width: int = opt(32, "generator width w (channels 4w → 2w → w)", group="model")
-    d_width: int = opt(32, "discriminator width w (channels w → 2w → 4w)", group="model")
+    z_dim: int = opt(100, "noise dimension", group="model", ge=1)
+    g_width: int = opt(32, "generator width w (channels 4w → 2w → w)", group="model", ge=1)
+    d_width: int = opt(32, "discriminator width w (channels w → 2w → 4w)", group="model", ge=1)
     d_norm: str = opt(
         "auto",
         "discriminator normalization (auto: none for wgan-gp, else batch)",
@@ -46,14 +49,8 @@ class CGANConfig(CompanionConfig):
         "matching-aware discriminator (Reed et al. 2016): real digits with a wrong label count as fakes too",
         group="loss",
     )
-    steps: int = opt(5000, "training iterations (generator updates)", group="run")
+    steps: int = opt(5000, "training steps (generator updates)", group="run", ge=1)
     out: str = opt("runs/cgan", "run folder", group="run")
-
-    def validate(self):
-        super().validate()
-        if min(self.z_dim, self.g_width, self.d_width) < 1:
-            raise ConfigError("z_dim, g_width and d_width must be ≥ 1")
-        return self
 
     @property
     def resolved_d_norm(self) -> str:
@@ -63,11 +60,8 @@ class CGANConfig(CompanionConfig):
 
 
 def make_optimizers(config: CompanionConfig, g: nn.Module, d: nn.Module) -> dict[str, torch.optim.Optimizer]:
-    betas = (config.beta1, config.beta2)
-    return {
-        "G": torch.optim.Adam(g.parameters(), lr=config.lr, betas=betas),
-        "D": torch.optim.Adam(d.parameters(), lr=config.lr_d or config.lr, betas=betas),
-    }
+    return {"G": make_optimizer(g.parameters(), config, config.lr),
+            "D": make_optimizer(d.parameters(), config, config.lr_d or config.lr)}  # fmt: skip
 
 
 def adversarial_loss(config: CompanionConfig) -> AdversarialLoss:
@@ -79,19 +73,20 @@ def square_grid(images: torch.Tensor) -> list[list[torch.Tensor]]:
     return [list(images[i : i + cols]) for i in range(0, len(images), cols)]
 
 
-class ConditionalGAN(GANModel):
+@register
+class ConditionalGAN(Model):
     kind = "cgan"
+    summary = "conditional GAN: draw a chosen digit (GANs in Action ch.8)"
     config_class = CGANConfig
 
-    def __init__(self, config: CGANConfig, device: torch.device):
-        super().__init__(config, device)
+    def __init__(self, config: CGANConfig, device: torch.device, *, for_training: bool = True):
+        super().__init__(config, device, for_training=for_training)
         self.G = ConditionalGenerator(config.z_dim, NUM_CLASSES, config.g_width).to(device)
         self.D = ConditionalDiscriminator(NUM_CLASSES, config.d_width, norm=config.resolved_d_norm).to(device)
         self._optimizers = make_optimizers(config, self.G, self.D)
         self.loss = adversarial_loss(config)
         gen = torch.Generator().manual_seed(config.seed + 1)
         self.fixed_z = torch.randn(10, config.z_dim, generator=gen).to(device)  # one z per grid column
-        self.stream: BatchStream | None = None
 
     def networks(self) -> dict[str, nn.Module]:
         return {"G": self.G, "D": self.D}
@@ -99,17 +94,10 @@ class ConditionalGAN(GANModel):
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return self._optimizers
 
-    def prepare_training(self, data_root: str | None) -> str:
-        images, labels = mnist_tensors(data_root, "train")
-        self.stream = BatchStream(images, labels, batch_size=self.config.batch_size, seed=self.config.seed)
-        return f"MNIST train: {len(images)} digits with labels"
-
-    def extra_state(self) -> dict[str, Any]:
-        return {"stream": self.stream.state_dict()} if self.stream is not None else {}
-
-    def load_extra_state(self, state: Mapping[str, Any]) -> None:
-        if self.stream is not None and "stream" in state:
-            self.stream.load_state_dict(state["stream"])
+    def training_data(self) -> StreamSource:
+        images, labels = mnist_tensors(self.config.data_root, "train")
+        stream = BatchStream(images, labels, batch_size=self.config.batch_size, seed=self.config.seed)
+        return StreamSource(f"MNIST train: {len(images)} digits with labels", stream=stream)
 
     def describe(self) -> dict[str, str]:
         return {
@@ -131,27 +119,23 @@ class ConditionalGAN(GANModel):
             loss = loss + c.gp_weight * gradient_penalty(lambda m: self.D(m, y), x, fake)
         return loss
 
-    def train_step(self, step: int) -> dict[str, float | torch.Tensor]:
-        if self.stream is None:
-            raise ConfigError("call prepare_training() before train_step()")
+    def train_step(self, batches: Sequence[Any], step: int) -> dict[str, float | torch.Tensor]:
         c, opt_g, opt_d = self.config, self._optimizers["G"], self._optimizers["D"]
-        for _ in range(c.n_critic):
-            x, y = self.stream.next()
-            x, y = to_unit(x).to(self.device), y.to(self.device)
-            d_loss = self._critic_loss(x, y)
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
+        for batch in batches:
+            x, y = batch["stream"]
+            x, y = uint8_to_unit(x).to(self.device), y.to(self.device)
+            with self.precision.autocast():
+                d_loss = self._critic_loss(x, y)
+            self.precision.step(d_loss, opt_d)
             if c.gan_loss == "wgan":
                 clip_weights(self.D, c.clip)
         y = torch.randint(NUM_CLASSES, (c.batch_size,), device=self.device)
         self.D.requires_grad_(False)  # the generator step needs no gradients for D's weights
         try:
-            fake = self.G(torch.randn(c.batch_size, c.z_dim, device=self.device), y)
-            g_loss = self.loss.g_loss(self.D(fake, y))
-            opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
-            opt_g.step()
+            with self.precision.autocast():
+                fake = self.G(torch.randn(c.batch_size, c.z_dim, device=self.device), y)
+                g_loss = self.loss.g_loss(self.D(fake, y))
+            self.precision.step(g_loss, opt_g)
         finally:
             self.D.requires_grad_(True)
         return {"D": d_loss.detach(), "G": g_loss.detach()}
@@ -190,9 +174,7 @@ class ConditionalGAN(GANModel):
                 cols = 8
                 n_rows = max(1, math.ceil(n / cols))
                 row_digits = [label if label is not None else r % NUM_CLASSES for r in range(n_rows)]
-                ends = torch.randn(n_rows, 2, self.config.z_dim, generator=gen)
-                t = torch.linspace(0, 1, cols)[None, :, None]
-                z = ((1 - t) * ends[:, :1] + t * ends[:, 1:]).reshape(-1, self.config.z_dim)
+                z = latent_lines(n_rows, cols, self.config.z_dim, gen)
                 images = self.generate(torch.tensor(row_digits).repeat_interleave(cols), z)
                 rows = [list(images[r * cols : (r + 1) * cols]) for r in range(n_rows)]
                 return make_grid(rows, row_labels=[str(d) for d in row_digits], min_height=GRID_CELL)

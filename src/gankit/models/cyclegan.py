@@ -1,31 +1,123 @@
 """CycleGAN (Zhu, Park, Isola & Efros, ICCV 2017): two generators G: A→B, F: B→A and two
-discriminators, trained with adversarial, cycle-consistency and identity losses.
+discriminators, trained with adversarial, cycle-consistency and identity losses (eq. 3).
 
 Naming: ``g_ab`` is G (A→B), ``g_ba`` is F (B→A); ``d_a`` judges domain-A images, ``d_b`` domain-B
 images. (The official code calls G ``netG_A`` and the judge of B ``netD_A``.)
+
+One training step (``--n-critic`` k): k discriminator updates, each on its own batch with fakes from
+the current generators through the history pool; the generator update (adversarial + λ_cyc·cycle +
+λ_cyc·λ_id·identity) comes first, on the first batch, as in the official code for k = 1.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
 from torch import nn
 
-from gankit.config import CycleGANConfig
-from gankit.errors import CheckpointError
-from gankit.io import list_checkpoints, load_safetensors, safe_torch_load, save_safetensors
-from gankit.losses import AdversarialLoss, cycle_loss, gradient_penalty, identity_loss
-from gankit.nn import build_discriminator, build_generator, init_weights
+from gankit.config import GANConfig, opt, option_error
+from gankit.data.loading import domain_pair, make_loader, resolve_config
+from gankit.data.streams import PositionedSource
+from gankit.errors import ConfigError
+from gankit.losses import GAN_LOSSES, AdversarialLoss, clip_weights, cycle_loss, gradient_penalty, identity_loss
+from gankit.models.base import Model, Translator, make_optimizer, set_requires_grad
+from gankit.models.pool import ImagePool
+from gankit.models.registry import register
+from gankit.models.schedules import lr_factor, set_lr
+from gankit.nn import DISCRIMINATORS, GENERATORS, build_discriminator, build_generator, init_weights
 from gankit.nn.conv import ConvAlgorithmTuner, tune_convolutions
+from gankit.nn.generators import generator_size_multiple
+from gankit.nn.layers import NORMS, PADDINGS
 
 DIRECTIONS = ("a2b", "b2a")
-WEIGHTS_FORMAT = "gankit-cyclegan-1"
+CONV_ALGORITHMS = ("tuned", "plain", "nnpack", "winograd")  # see gankit.nn.conv
+N_SAMPLES = 4
+
+
+@dataclass
+class CycleGANConfig(GANConfig):
+    """Everything that defines a CycleGAN run (SPEC §1–§2). Defaults follow the paper and the
+    official code: resnet-9 generator, 70x70 PatchGAN, LSGAN, λ_cyc = 10, λ_id = 0.5, Adam(2e-4,
+    0.5, 0.999), pool of 50, constant then linearly decaying learning rate."""
+
+    # data
+    dataset: str = opt("demo", "recipe name (see `gankit recipes`) or a folder with trainA/trainB", group="data")
+    domain_a: list[str] = opt([], "folder(s) of domain A images (overrides --dataset)", group="data")
+    domain_b: list[str] = opt([], "folder(s) of domain B images (overrides --dataset)", group="data")
+    channels_a: int | None = opt(None, "channels of domain A (1 gray, 3 colour; default from the recipe)",
+                                 choices=(1, 3), group="data")  # fmt: skip
+    channels_b: int | None = opt(None, "channels of domain B", choices=(1, 3), group="data")
+    load_size: int | None = opt(None, "resize images to this before cropping (default from the recipe)", group="data",
+                                ge=16)  # fmt: skip
+    size: int | None = opt(None, "crop size in pixels (default from the recipe)", group="data", ge=16)
+    preprocess: str | None = opt(None, "resize_and_crop | crop | scale_width | none", group="data",
+                                 choices=("resize_and_crop", "crop", "scale_width", "none"))  # fmt: skip
+    flip: bool = opt(True, "random horizontal flips", group="data")
+    swap: bool = opt(False, "exchange domains A and B (train B→A as a2b)", group="data")
+    serial_batches: bool = opt(False, "pair B by index instead of at random", group="data")
+    on_bad: str = opt("warn", "bad image files: warn (skip them) or error", choices=("warn", "error"), group="data")
+    workers: int = opt(1, "data loading worker processes (0 = in the training thread)", group="data", ge=0)
+    # model
+    generator: str = opt("resnet", "generator architecture", choices=GENERATORS, group="model")
+    blocks: int = opt(9, "residual blocks of the resnet generator (6 for 128 px, 9 for 256 px)", group="model", ge=1)
+    unet_depth: int | None = opt(None, "levels of unet generators (unet 4, unet-skip 8)", group="model", ge=1)
+    ngf: int | None = opt(None, "generator base width (default per architecture)", group="model", ge=1)
+    kernel_size: int = opt(3, "kernel size of the unet generator and scalar discriminator (seed 000)", group="model",
+                           ge=1)  # fmt: skip
+    g_padding: str = opt("reflect", "generator padding", choices=PADDINGS, group="model")
+    dropout: float = opt(0.0, "dropout in generator blocks", group="model", ge=0, lt=1)
+    final: str = opt("tanh", "generator output activation", choices=("tanh", "sigmoid", "none"), group="model")
+    discriminator: str = opt("patch", "discriminator architecture", choices=DISCRIMINATORS, group="model")
+    ndf: int | None = opt(None, "discriminator base width", group="model", ge=1)
+    d_layers: int = opt(3, "stride-2 layers of the PatchGAN (3 = 70x70 patches)", group="model", ge=1)
+    d_padding: str = opt("zeros", "discriminator padding (reflect per seed 003)", choices=PADDINGS, group="model")
+    d_sigmoid: bool = opt(False, "sigmoid on discriminator outputs (use only with --gan-loss lsgan)", group="model")
+    norm: str = opt("instance", "normalization layer", choices=NORMS, group="model")
+    init: str = opt("normal", "weight init", choices=("normal", "xavier", "kaiming", "orthogonal"), group="model")
+    init_gain: float = opt(0.02, "std of the normal init", group="model", gt=0)
+    # losses
+    gan_loss: str = opt("lsgan", "adversarial game", choices=GAN_LOSSES, group="loss")
+    lambda_cyc: float = opt(10.0, "cycle-consistency weight λ_cyc", group="loss", ge=0)
+    lambda_id: float = opt(0.5, "identity weight, relative to λ_cyc (paper 0.5; 0 disables)", group="loss", ge=0)
+    # optimization
+    optimizer: str = opt("adam", "optimizer", choices=("adam", "rmsprop"), group="optim")
+    rms_alpha: float = opt(0.9, "RMSprop smoothing constant (Keras rho)", group="optim", ge=0, lt=1)
+    weight_decay: float = opt(0.0, "L2 weight decay", group="optim", ge=0)
+    schedule: str = opt("linear", "lr schedule", choices=("linear", "constant", "inverse-time"), group="optim")
+    decay_start: float = opt(0.5, "linear: fraction of --steps after which lr decays linearly to 0", group="optim",
+                             ge=0, le=1)  # fmt: skip
+    time_decay: float = opt(6e-8, "inverse-time: lr / (1 + decay·step), Keras 'decay' (seed 000)", group="optim",
+                            ge=0)  # fmt: skip
+    # run
+    steps: int = opt(2000, "training steps: generator updates (each after --n-critic discriminator updates)",
+                     group="run", ge=1)  # fmt: skip
+    batch_size: int = opt(1, "images per domain per batch", group="run", ge=1)
+    pool_size: int = opt(50, "history of generated images shown to the discriminators (0 = none)", group="run", ge=0)
+    conv_algorithms: str = opt("tuned", "CPU convolutions: tuned (time oneDNN, NNPACK Winograd/FFT, Winograd weight "
+                               "gradients and column taps once per layer shape and keep the fastest; off with "
+                               "--deterministic), plain (PyTorch's own), nnpack (NNPACK wherever it applies) or "
+                               "winograd (NNPACK and Winograd weight gradients wherever they apply): the last two "
+                               "to check their numerics", choices=CONV_ALGORITHMS,
+                               group="run")  # fmt: skip
+    out: str = opt("runs/cyclegan", "run folder", group="run")
+
+    def validate(self) -> CycleGANConfig:
+        super().validate()
+        if self.size is not None:
+            multiple = generator_size_multiple(self.generator, depth=self.unet_depth)
+            if self.size % multiple:
+                raise option_error("size", self.size, f"--generator {self.generator} needs a multiple of {multiple}")
+            if self.load_size is not None and self.load_size < self.size and self.preprocess != "scale_width":
+                raise option_error("load_size", self.load_size, f"must be ≥ --size {self.size}")
+        if self.kernel_size % 2 == 0:
+            raise option_error("kernel_size", self.kernel_size, "expected an odd number")
+        return self
 
 
 @dataclass
@@ -40,15 +132,9 @@ class GeneratorOutputs:
     idt_b: torch.Tensor | None = None
 
 
-class CycleGAN(nn.Module):
-    """The four networks plus the loss terms of CycleGAN eq. 3.
-
-    Python API::
-
-        m = CycleGAN.load("runs/apple2orange")          # run folder, .safetensors or checkpoint
-        orange = m.translate(Image.open("apple.jpg"), direction="a2b")
-        G = m.generator("a2b")                          # plain nn.Module: batched (N, C, H, W) in [-1, 1]
-    """
+class CycleGANNetworks(nn.Module):
+    """The four networks plus the loss terms of CycleGAN eq. 3 (one ``nn.Module``, so that its state
+    dict, ``.to()`` and ``.train()`` cover all of them)."""
 
     def __init__(self, config: CycleGANConfig, *, with_discriminators: bool = True):
         super().__init__()
@@ -78,7 +164,9 @@ class CycleGAN(nn.Module):
             force = {"nnpack": ("nnpack",), "winograd": ("nnpack", "winograd")}.get(config.conv_algorithms, ())
             self.conv_tuner = ConvAlgorithmTuner(force=force)  # timings, not weights: not in the state dict
             tune_convolutions(self, self.conv_tuner)
-        self.adversarial = AdversarialLoss(config.gan_loss, real_label=1.0 - config.label_smoothing)
+        self.adversarial = AdversarialLoss(
+            config.gan_loss, real_label=1.0 - config.label_smoothing, label_noise=config.label_noise
+        )
 
     # --- inference ------------------------------------------------------------------------------
     def generator(self, direction: str = "a2b") -> nn.Module:
@@ -95,11 +183,9 @@ class CycleGAN(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def translate(self, image: Image.Image, direction: str = "a2b") -> Image.Image:
-        """Translate one PIL image of any size and mode; the result has the input's size."""
-        from gankit.inference.translate import translate_image
-
-        return translate_image(self.generator(direction), image, self.channels(direction)[0])
+    @property
+    def image_size(self) -> int:
+        return int(self.config.size)
 
     # --- training losses --------------------------------------------------------------------------
     @property
@@ -205,68 +291,162 @@ class CycleGAN(nn.Module):
         total = terms["D_a"] + terms["D_b"]
         return total, terms
 
-    # --- persistence ------------------------------------------------------------------------------
-    def save_generators(self, path: str | Path) -> Path:
-        """One self-describing ``.safetensors`` file with both generators and the config (what you
-        ship; training state lives in the checkpoints)."""
-        tensors = {f"g_ab.{k}": v for k, v in self.g_ab.state_dict().items()}
-        tensors |= {f"g_ba.{k}": v for k, v in self.g_ba.state_dict().items()}
-        meta = {"format": WEIGHTS_FORMAT, "config": json.dumps(self.config.to_dict())}
-        return save_safetensors(tensors, Path(path), meta)
 
-    @classmethod
-    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> CycleGAN:
-        """Load generators from a run folder (its ``model.safetensors`` or newest checkpoint), a
-        ``.safetensors`` file written by :meth:`save_generators`, or a training checkpoint ``.pt``."""
-        path = Path(path)
-        if path.is_dir():
-            if (path / "model.safetensors").is_file():
-                path = path / "model.safetensors"
-            else:
-                ckpts = list_checkpoints(path / "checkpoints")
-                if not ckpts:
-                    raise CheckpointError(f"{path}: no model.safetensors and no checkpoints/step_*.pt inside")
-                path = ckpts[-1][1]
-        if path.suffix == ".safetensors":
-            tensors, meta = load_safetensors(path)
-            if meta.get("format") != WEIGHTS_FORMAT or "config" not in meta:
-                raise CheckpointError(f"{path}: not a gankit CycleGAN weights file (no gankit metadata)")
-            config = CycleGANConfig.from_dict(json.loads(meta["config"]), source=str(path))
-            model = cls(config, with_discriminators=False)
-            _load_prefixed(model, tensors, path)
-        else:
-            state = safe_torch_load(path)
-            if not isinstance(state, dict) or "model" not in state or "config" not in state:
-                raise CheckpointError(f"{path}: not a gankit training checkpoint")
-            config = CycleGANConfig.from_dict(state["config"], source=str(path))
-            model = cls(config)
+@register
+class CycleGANModel(Model, Translator):
+    """CycleGAN on the model contract: the networks, Adam (or RMSprop) for G and for D, the two
+    history pools, and batches of unaligned A/B images from a loader whose every batch is a pure
+    function of (seed, position)."""
+
+    kind = "cyclegan"
+    summary = "unpaired image-to-image translation, both directions (Zhu et al. 2017)"
+    config_class = CycleGANConfig
+    exported = ("g_ab", "g_ba")
+
+    def __init__(self, config: CycleGANConfig, device: torch.device, *, for_training: bool = True):
+        if config.channels_a is None or config.channels_b is None or config.size is None:
+            config = resolve_config(config, domain_pair(config, "train"))
+        super().__init__(config, device, for_training=for_training)
+        self.nets = CycleGANNetworks(config, with_discriminators=for_training).to(device)
+        self.pair = None
+        self._fixed: tuple[torch.Tensor, torch.Tensor] | None = None
+        if for_training:
+            g_params = [*self.nets.g_ab.parameters(), *self.nets.g_ba.parameters()]
+            d_params = [*self.nets.d_a.parameters(), *self.nets.d_b.parameters()]
+            self._optimizers = {"G": make_optimizer(g_params, config, config.lr),
+                                "D": make_optimizer(d_params, config, config.lr_d or config.lr)}  # fmt: skip
+            self.pool_a = ImagePool(config.pool_size, seed=config.seed)
+            self.pool_b = ImagePool(config.pool_size, seed=config.seed + 1)
+
+    # --- Model ---------------------------------------------------------------------------------------
+    def networks(self) -> dict[str, nn.Module]:
+        names = ("g_ab", "g_ba", "d_a", "d_b") if hasattr(self.nets, "d_a") else ("g_ab", "g_ba")
+        return {name: getattr(self.nets, name) for name in names}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return self._optimizers if self.for_training else {}
+
+    def train(self, mode: bool = True) -> CycleGANModel:
+        self.nets.train(mode)
+        return self
+
+    def compile_for_training(self) -> None:
+        self.nets.compile_for_training()
+
+    def training_data(self) -> PositionedSource:
+        c = self.config
+        self.pair = domain_pair(c, "train")
+        data = "folders" if c.domain_a else c.dataset
+        return PositionedSource(
+            f"{data}: {self.pair.description or ''}".strip(": "),
+            lambda position: iter(make_loader(c, self.pair, position // c.batch_size)),
+            items_per_batch=c.batch_size,
+        )
+
+    def train_step(self, batches: Sequence[Any], step: int) -> dict[str, torch.Tensor]:
+        c, m = self.config, self.nets
+        factor = lr_factor(step - 1, c.steps, c.schedule, decay_start=c.decay_start, time_decay=c.time_decay)
+        set_lr(self._optimizers["G"], c.lr * factor)
+        set_lr(self._optimizers["D"], (c.lr_d or c.lr) * factor)
+        discriminators = (m.d_a, m.d_b)
+        terms: dict[str, torch.Tensor] = {}
+        for i, batch in enumerate(batches):
+            real_a = batch["A"].to(self.device, non_blocking=True)
+            real_b = batch["B"].to(self.device, non_blocking=True)
+            g_step = i == 0
+            with self.precision.autocast(), torch.set_grad_enabled(True) if g_step else torch.no_grad():
+                out = m.cycle(real_a, real_b, identity=g_step)
+            if g_step:
+                set_requires_grad(discriminators, False)
+                with self.precision.autocast():
+                    loss_g, terms_g = m.generator_loss(real_a, real_b, out)
+                self.precision.step(loss_g, self._optimizers["G"])
+                terms |= terms_g
+                set_requires_grad(discriminators, True)
+            fake_a = self.pool_a.query(out.fake_a)
+            fake_b = self.pool_b.query(out.fake_b)
+            with self.precision.autocast():
+                loss_d, terms_d = m.discriminator_loss(real_a, real_b, fake_a, fake_b)
+            self.precision.step(loss_d, self._optimizers["D"])
+            if c.gan_loss == "wgan":
+                for d in discriminators:
+                    clip_weights(d, c.clip)
+            terms |= terms_d
+        return terms
+
+    def progress_terms(self, terms):
+        nan = float("nan")
+        return {"D": terms.get("D_a", 0.0) + terms.get("D_b", 0.0), "G": terms.get("G_total", nan),
+                "cyc": terms.get("cycle_a", nan) + terms.get("cycle_b", nan)}  # fmt: skip
+
+    def extra_state(self) -> dict[str, Any]:
+        if not self.for_training:
+            return {}
+        return {"pool_a": self.pool_a.state_dict(), "pool_b": self.pool_b.state_dict()}
+
+    def load_extra_state(self, state) -> None:
+        if self.for_training and "pool_a" in state:
+            self.pool_a.load_state_dict(state["pool_a"], self.device)
+            self.pool_b.load_state_dict(state["pool_b"], self.device)
+
+    def fixed_inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Evenly spaced test images of both domains (training images where there is no test split),
+        centre-cropped to the training size: the same inputs in every grid."""
+        if self._fixed is None:
+            from gankit.data.images import center_square_batch
+
             try:
-                model.load_state_dict(state["model"])
-            except RuntimeError as e:
-                raise CheckpointError(f"{path}: weights do not fit the saved config ({e})") from None
-        return model.to(device).eval()
+                pair = domain_pair(self.config, "test")
+            except Exception:  # recipes without a test split show training images
+                pair = self.pair or domain_pair(self.config, "train")
+            size = self.config.size
+            self._fixed = (center_square_batch(pair.source_a, size, N_SAMPLES),
+                           center_square_batch(pair.source_b, size, N_SAMPLES))  # fmt: skip
+        return self._fixed
 
-    @classmethod
-    def load_official(
-        cls, path_g_a: str | Path, path_g_b: str | Path, device: str | torch.device = "cpu", **config_overrides
-    ) -> CycleGAN:
-        """Load ``latest_net_G_A.pth`` / ``latest_net_G_B.pth`` of junyanz/pytorch-CycleGAN-and-pix2pix
-        (G_A maps A→B). The architecture defaults to theirs (resnet, 9 blocks, ngf 64, 3 channels);
-        pass config fields (``generator="unet-skip"``, ``blocks=6``…) for other variants."""
-        from gankit.models.official import load_official_generator
+    @torch.no_grad()
+    def sample_grid(self, step: int) -> Image.Image:
+        from gankit.data.grid import make_grid
 
-        fields = {"channels_a": 3, "channels_b": 3, "size": 256, "generator": "resnet", "blocks": 9}
-        config = dataclasses.replace(CycleGANConfig(), **(fields | config_overrides)).validate()
-        model = cls(config, with_discriminators=False)
-        load_official_generator(model.g_ab, path_g_a)
-        load_official_generator(model.g_ba, path_g_b)
-        return model.to(device).eval()
+        a, b = (t.to(self.device) for t in self.fixed_inputs())
+        out = self.nets.cycle(a, b)
+        rows = [[a[i], out.fake_b[i], out.rec_a[i]] for i in range(len(a))]
+        rows += [[b[i], out.fake_a[i], out.rec_b[i]] for i in range(len(b))]
+        row_labels = [f"A{i}" for i in range(len(a))] + [f"B{i}" for i in range(len(b))]
+        return make_grid([[t.float().cpu() for t in r] for r in rows],
+                         labels=["real", "translated", "reconstructed"], row_labels=row_labels)  # fmt: skip
+
+    def describe(self) -> dict[str, str]:
+        c = self.config
+        return {
+            "model": f"{c.generator} generator ({c.blocks} blocks) · {c.discriminator} discriminator · {c.gan_loss}",
+            "images": f"{c.size}px crops, channels A={c.channels_a} B={c.channels_b}, batch {c.batch_size}",
+            "grids": "each row: real | translated | reconstructed (A rows: A→B→A, B rows: B→A→B)",
+        }
+
+    # --- Translator ------------------------------------------------------------------------------------
+    @property
+    def directions(self) -> tuple[str, ...]:
+        return DIRECTIONS
+
+    def translator_network(self, direction: str) -> nn.Module:
+        return self.nets.generator(direction)
+
+    def channels(self, direction: str = "a2b") -> tuple[int, int]:
+        return self.nets.channels(direction)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.config.size)
+
+    @property
+    def conv_tuner(self) -> ConvAlgorithmTuner | None:
+        return self.nets.conv_tuner
 
 
-def _load_prefixed(model: CycleGAN, tensors: dict[str, torch.Tensor], path: Path) -> None:
-    for prefix, net in (("g_ab.", model.g_ab), ("g_ba.", model.g_ba)):
-        sub = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-        try:
-            net.load_state_dict(sub)
-        except RuntimeError as e:
-            raise CheckpointError(f"{path}: {prefix[:-1]} weights do not fit the saved config ({e})") from None
+def cyclegan_config(**fields: Any) -> CycleGANConfig:
+    """A validated config from field values (e.g. ``cyclegan_config(channels_a=3, channels_b=3, size=256)``)."""
+    try:
+        return dataclasses.replace(CycleGANConfig(), **fields).validate()
+    except TypeError as e:
+        raise ConfigError(str(e)) from None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,9 +25,14 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from gankit.config import CompanionConfig, opt
+from gankit.config import CompanionConfig, opt, option_error
+from gankit.data.grid import make_grid
+from gankit.data.images import uint8_to_unit
+from gankit.data.streams import BatchStream, StreamSource
 from gankit.errors import ConfigError, DataError
 from gankit.losses import GAN_LOSSES, AdversarialLoss, gradient_penalty
+from gankit.models.base import Model, latent_lines, make_optimizer, update_average
+from gankit.models.registry import register
 from gankit.nn.progressive import (
     AtDepth,
     ProgressiveDiscriminator,
@@ -34,8 +40,6 @@ from gankit.nn.progressive import (
     clip_effective_weights,
     real_at,
 )
-from gankit.training.companion import BatchStream, GANModel
-from gankit.training.grid import make_grid
 
 DATASETS = ("cifar10", "mnist")
 GRID_SIDE = 8
@@ -71,46 +75,39 @@ class ProGANConfig(CompanionConfig):
     mbstd_group: int = opt(4, "group size of the minibatch std", group="model")
     ema: float = opt(0.99, "decay of the generator's moving average used for samples (0: off)", group="model")
     # run
-    steps: int = opt(2000, "training iterations (generator updates), over all resolutions", group="run")
+    steps: int = opt(2000, "training steps (generator updates), over all resolutions", group="run", ge=1)
     batch_size: int = opt(32, "images per iteration", group="run")
     sample_every: int = opt(250, "steps between sample grids", group="run")
     out: str = opt("runs/progan", "run folder", group="run")
 
     def validate(self):
         super().validate()
-        if self.final_resolution != 32:
-            raise ConfigError(f"final_resolution must be 32 (the size of {self.dataset}), got {self.final_resolution}")
         r = self.final_resolution // max(1, self.start_resolution)
-        if self.start_resolution < 4 or r * self.start_resolution != self.final_resolution or r & (r - 1):
-            raise ConfigError("start_resolution must be ≥ 4 and the final one a power-of-2 multiple of it")
-        if not 0.0 < self.fade_fraction <= 1.0:
-            raise ConfigError(f"fade_fraction must be in (0, 1], got {self.fade_fraction}")
-        if self.phase_steps < 0 or not 0.0 <= self.ema < 1.0 or self.latent_dim < 1 or self.mbstd_group < 1:
-            raise ConfigError("phase_steps ≥ 0, 0 ≤ ema < 1, latent_dim ≥ 1 and mbstd_group ≥ 1 required")
+        rules = (
+            ("final_resolution", self.final_resolution == 32, f"must be 32 (the size of {self.dataset})"),
+            ("start_resolution", self.start_resolution >= 4 and r * self.start_resolution == self.final_resolution
+             and not r & (r - 1), "expected ≥ 4, with the final resolution a power-of-2 multiple of it"),
+            ("fade_fraction", 0.0 < self.fade_fraction <= 1.0, "expected a fraction in (0, 1]"),
+            ("phase_steps", self.phase_steps >= 0, "expected a number ≥ 0"),
+            ("ema", 0.0 <= self.ema < 1.0, "expected a decay in [0, 1)"),
+            ("latent_dim", self.latent_dim >= 1, "expected a number ≥ 1"),
+            ("mbstd_group", self.mbstd_group >= 1, "expected a number ≥ 1"),
+        )  # fmt: skip
+        for name, ok, problem in rules:
+            if not ok:
+                raise option_error(name, getattr(self, name), problem)
         return self
-
-
-def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Spherical interpolation between latent rows ``a`` and ``b`` (N, D) at fractions ``t`` (T,) →
-    (N, T, D); falls back to straight lines for (nearly) parallel pairs."""
-    an, bn = a / a.norm(dim=1, keepdim=True), b / b.norm(dim=1, keepdim=True)
-    omega = torch.acos((an * bn).sum(1).clamp(-1 + 1e-7, 1 - 1e-7))[:, None, None]  # (N, 1, 1)
-    t = t[None, :, None]
-    so = torch.sin(omega)
-    lin = (1 - t) * a[:, None] + t * b[:, None]
-    sph = (torch.sin((1 - t) * omega) * a[:, None] + torch.sin(t * omega) * b[:, None]) / so.clamp_min(1e-7)
-    return torch.where(so > 1e-4, sph, lin)
 
 
 def load_training_images(dataset: str, data_root: str | None) -> tuple[torch.Tensor, str]:
     """uint8 (N, C, 32, 32) training images and a description: the local CIFAR-10 train split
     (``cifar10/train_labels.csv``), or the MNIST train digits zero-padded from 28 to 32."""
-    from gankit.data.recipes import _cifar_files, _need, _root, read_idx
+    from gankit.data.recipes import cifar_files, read_idx, require_data, resolve_data_root
 
-    root = _root(data_root)
+    root = resolve_data_root(data_root)
     if dataset == "cifar10":
-        base = _need(root / "cifar10", "cifar10")
-        paths, _ = _cifar_files(base, "train")
+        base = require_data(root / "cifar10", "cifar10")
+        paths, _ = cifar_files(base, "train")
         arrays = []
         for p in paths:
             try:
@@ -122,22 +119,20 @@ def load_training_images(dataset: str, data_root: str | None) -> tuple[torch.Ten
             raise DataError(f"{base}: expected 32×32 CIFAR-10 images")
         x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
         return x, f"CIFAR-10 train, {len(x)} images 32×32 ({base})"
-    base = _need(root / "mnist", "mnist")
-    digits = read_idx(_need(base / "train-images-idx3-ubyte.gz", "mnist"))
+    base = require_data(root / "mnist", "mnist")
+    digits = read_idx(require_data(base / "train-images-idx3-ubyte.gz", "mnist"))
     x = F.pad(torch.from_numpy(digits.copy())[:, None], (2, 2, 2, 2))
     return x, f"MNIST train, {len(x)} digits padded 28→32 ({base})"
 
 
-def to_float(x: torch.Tensor) -> torch.Tensor:
-    return x.float().div(127.5).sub(1.0)
-
-
-class ProgressiveGAN(GANModel):
+@register
+class ProgressiveGAN(Model):
     kind = "progan"
+    summary = "progressive GAN: 4 → 32 px by growing (Karras et al. 2018, GANs in Action ch.6)"
     config_class = ProGANConfig
 
-    def __init__(self, config: ProGANConfig, device: torch.device):
-        super().__init__(config, device)
+    def __init__(self, config: ProGANConfig, device: torch.device, *, for_training: bool = True):
+        super().__init__(config, device, for_training=for_training)
         c = config
         self.channels = 3 if c.dataset == "cifar10" else 1
         size = {"start": c.start_resolution, "final": c.final_resolution, "fmap_base": c.fmap_base,
@@ -146,13 +141,11 @@ class ProgressiveGAN(GANModel):
         self.D = ProgressiveDiscriminator(self.channels, minibatch_std=c.minibatch_std, mbstd_group=c.mbstd_group,
                                           **size).to(device)  # fmt: skip
         self.G_ema = copy.deepcopy(self.G).requires_grad_(False) if c.ema > 0 else None
-        betas = (c.beta1, c.beta2)
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=c.lr, betas=betas)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=c.lr_d or c.lr, betas=betas)
+        self.opt_g = make_optimizer(self.G.parameters(), c, c.lr)
+        self.opt_d = make_optimizer(self.D.parameters(), c, c.lr_d or c.lr)
         self.loss = AdversarialLoss(c.gan_loss, real_label=1.0 - c.label_smoothing, label_noise=c.label_noise)
         self.phases = self.G.max_depth + 1
         self.step = 0
-        self.stream: BatchStream | None = None
         self.fixed_z = torch.randn(GRID_SIDE * GRID_SIDE, c.latent_dim, generator=torch.Generator().manual_seed(c.seed))
 
     # --- the schedule: a pure function of the step -------------------------------------------------
@@ -184,27 +177,30 @@ class ProgressiveGAN(GANModel):
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"G": self.opt_g, "D": self.opt_d}
 
-    def prepare_training(self, data_root: str | None) -> str:
-        images, description = load_training_images(self.config.dataset, data_root or self.config.data_root)
-        self.stream = BatchStream(images, batch_size=self.config.batch_size, seed=self.config.seed)
-        return description
+    def training_data(self) -> StreamSource:
+        images, description = load_training_images(self.config.dataset, self.config.data_root)
+        return StreamSource(description, stream=BatchStream(images, batch_size=self.config.batch_size,
+                                                            seed=self.config.seed))  # fmt: skip
 
-    def _real_batch(self, depth: int, alpha: float) -> torch.Tensor:
-        assert self.stream is not None, "prepare_training first"
-        x = to_float(self.stream.next()[0]).to(self.device)
+    def _real_batch(self, batch, depth: int, alpha: float) -> torch.Tensor:
+        x = uint8_to_unit(batch["stream"][0]).to(self.device)
         if self.config.flip and self.channels == 3:
             flip = torch.rand(len(x)) < 0.5
             x = torch.where(flip.to(self.device)[:, None, None, None], x.flip(3), x)
         return real_at(x, depth, alpha, self.config.start_resolution)
 
-    def train_step(self, step: int) -> dict[str, float | torch.Tensor]:
+    def train_step(self, batches: Sequence[Any], step: int) -> dict[str, float | torch.Tensor]:
+        with self.precision.autocast():  # forward passes in --amp precision (optimizer updates are not affected)
+            return self._train_step(batches, step)
+
+    def _train_step(self, batches: Sequence[Any], step: int) -> dict[str, float | torch.Tensor]:
         c = self.config
         depth, alpha = self.phase(step)
         critic = c.gan_loss in ("wgan", "wgan-gp")
         terms: dict[str, float | torch.Tensor] = {}
         self.G.requires_grad_(False)
-        for _ in range(c.n_critic):
-            real = self._real_batch(depth, alpha)
+        for batch in batches:
+            real = self._real_batch(batch, depth, alpha)
             z = torch.randn(len(real), c.latent_dim, device=self.device)
             with torch.no_grad():
                 fake = self.G(z, depth, alpha)
@@ -217,23 +213,17 @@ class ProgressiveGAN(GANModel):
                 terms["gp"] = gp.detach()
             if critic and c.drift > 0:
                 d_loss = d_loss + c.drift * d_real.float().pow(2).mean()
-            self.opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            self.opt_d.step()
+            self.precision.step(d_loss, self.opt_d)
             if c.gan_loss == "wgan":
                 clip_effective_weights(self.D, c.clip)
         self.G.requires_grad_(True)
         self.D.requires_grad_(False)
         z = torch.randn(c.batch_size, c.latent_dim, device=self.device)
         g_loss = self.loss.g_loss(self.D(self.G(z, depth, alpha), depth, alpha))
-        self.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        self.opt_g.step()
+        self.precision.step(g_loss, self.opt_g)
         self.D.requires_grad_(True)
         if self.G_ema is not None:
-            with torch.no_grad():
-                for e, p in zip(self.G_ema.parameters(), self.G.parameters()):
-                    e.lerp_(p, 1.0 - c.ema)
+            update_average(self.G_ema, self.G, c.ema)
         self.step = step
         terms["g"] = g_loss.detach()
         terms["alpha"] = alpha
@@ -270,8 +260,7 @@ class ProgressiveGAN(GANModel):
         if interpolate:
             rows = max(1, round(math.sqrt(n)))
             cols = max(2, math.ceil(n / rows))
-            a, b = torch.randn(rows, d, generator=gen), torch.randn(rows, d, generator=gen)
-            z = slerp(a, b, torch.linspace(0, 1, cols)).reshape(rows * cols, d)
+            z = latent_lines(rows, cols, d, gen, spherical=True)
             x = self.generate(z)
             grid = [list(x[i * cols : (i + 1) * cols]) for i in range(rows)]
             labels = [f"t={t:.2f}" if j in (0, cols - 1) else "" for j, t in enumerate(np.linspace(0, 1, cols))]
@@ -296,12 +285,7 @@ class ProgressiveGAN(GANModel):
         }
 
     def extra_state(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"step": self.step, "resolution": self.resolution(), "alpha": self.phase(self.step)[1]}
-        if self.stream is not None:
-            state["stream"] = self.stream.state_dict()
-        return state
+        return {"step": self.step, "resolution": self.resolution(), "alpha": self.phase(self.step)[1]}
 
     def load_extra_state(self, state) -> None:
         self.step = int(state.get("step", 0))
-        if self.stream is not None and "stream" in state:
-            self.stream.load_state_dict(state["stream"])

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,15 +30,19 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from gankit.config import CompanionConfig, opt
-from gankit.data.mnist import balanced_subset, mnist_tensors, to_unit
+from gankit.config import CompanionConfig, opt, option_error
+from gankit.data.grid import make_grid
+from gankit.data.images import uint8_to_unit
+from gankit.data.mnist import balanced_subset, mnist_tensors
+from gankit.data.streams import BatchStream, StreamSource
 from gankit.errors import ConfigError
 from gankit.losses import clip_weights, gradient_penalty
+from gankit.models.base import Model, latent_lines, update_average
 from gankit.models.cgan import GRID_CELL, adversarial_loss, make_optimizers, square_grid
+from gankit.models.registry import register
+from gankit.models.schedules import lr_factor, set_lr
 from gankit.nn.dcgan import ConditionalGenerator, ConvClassifier, MLPDiscriminator, MLPGenerator
 from gankit.nn.layers import count_parameters
-from gankit.training.companion import BatchStream, GANModel
-from gankit.training.grid import make_grid
 
 NUM_CLASSES = 10
 
@@ -166,36 +170,41 @@ class SGANConfig(CompanionConfig):
     baseline_steps: int = opt(2000, "steps of the supervised-only baseline trained by `gankit eval`", group="eval")
     lr: float = opt(1e-3, "generator learning rate", group="optim")
     batch_size: int = opt(100, "images per iteration (labelled, unlabelled and generated each)", group="run")
-    steps: int = opt(5000, "training iterations (generator updates)", group="run")
+    steps: int = opt(5000, "training steps (generator updates)", group="run", ge=1)
     out: str = opt("runs/sgan", "run folder", group="run")
 
     def validate(self):
         super().validate()
-        if self.labels < NUM_CLASSES or self.labels % NUM_CLASSES:
-            raise ConfigError(f"--labels must be a positive multiple of {NUM_CLASSES}, got {self.labels}")
-        if not self.d_hidden or not self.g_hidden or min(*self.d_hidden, *self.g_hidden, self.z_dim) < 1:
-            raise ConfigError("d_hidden and g_hidden need at least one layer, all widths ≥ 1")
-        if self.baseline_steps < 1:
-            raise ConfigError("baseline_steps must be ≥ 1")
-        if self.augment < 0 or self.augment > 13:
-            raise ConfigError(f"augment is a shift in pixels in [0, 13], got {self.augment}")
-        if not 0.0 <= self.augment_rotate <= 180.0 or not 0.0 <= self.augment_scale < 1.0:
-            raise ConfigError("augment_rotate is in degrees [0, 180] and augment_scale a fraction in [0, 1)")
-        if not 0.0 <= self.ema < 1.0:
-            raise ConfigError(f"ema is a decay in [0, 1), got {self.ema}")
-        if self.consistency < 0 or not 0.0 <= self.consistency_rampup <= 1.0 or not 0.0 <= self.confidence <= 1.0:
-            raise ConfigError("consistency must be ≥ 0, consistency_rampup and confidence in [0, 1]")
-        if not 0.0 <= self.lr_decay <= 1.0:
-            raise ConfigError(f"lr_decay is a fraction of --steps in [0, 1], got {self.lr_decay}")
+        rules = (
+            ("labels", self.labels >= NUM_CLASSES and self.labels % NUM_CLASSES == 0,
+             f"expected a positive multiple of {NUM_CLASSES}"),
+            ("d_hidden", bool(self.d_hidden) and min(self.d_hidden) >= 1, "expected at least one width, all ≥ 1"),
+            ("g_hidden", bool(self.g_hidden) and min(self.g_hidden) >= 1, "expected at least one width, all ≥ 1"),
+            ("z_dim", self.z_dim >= 1, "expected a number ≥ 1"),
+            ("baseline_steps", self.baseline_steps >= 1, "expected a number ≥ 1"),
+            ("augment", 0 <= self.augment <= 13, "expected a shift in pixels in [0, 13]"),
+            ("augment_rotate", 0.0 <= self.augment_rotate <= 180.0, "expected degrees in [0, 180]"),
+            ("augment_scale", 0.0 <= self.augment_scale < 1.0, "expected a fraction in [0, 1)"),
+            ("ema", 0.0 <= self.ema < 1.0, "expected a decay in [0, 1)"),
+            ("consistency", self.consistency >= 0, "expected a number ≥ 0"),
+            ("consistency_rampup", 0.0 <= self.consistency_rampup <= 1.0, "expected a fraction in [0, 1]"),
+            ("confidence", 0.0 <= self.confidence <= 1.0, "expected a number in [0, 1]"),
+            ("lr_decay", 0.0 <= self.lr_decay <= 1.0, "expected a fraction of --steps in [0, 1]"),
+        )  # fmt: skip
+        for name, ok, problem in rules:
+            if not ok:
+                raise option_error(name, getattr(self, name), problem)
         return self
 
 
-class SemiSupervisedGAN(GANModel):
+@register
+class SemiSupervisedGAN(Model):
     kind = "sgan"
+    summary = "semi-supervised GAN: a digit classifier from 100 labels (GANs in Action ch.7)"
     config_class = SGANConfig
 
-    def __init__(self, config: SGANConfig, device: torch.device):
-        super().__init__(config, device)
+    def __init__(self, config: SGANConfig, device: torch.device, *, for_training: bool = True):
+        super().__init__(config, device, for_training=for_training)
         if config.generator == "dcgan":
             self.G = ConditionalGenerator(config.z_dim, 0, config.g_width).to(device)
         else:
@@ -207,8 +216,6 @@ class SemiSupervisedGAN(GANModel):
         self.loss = adversarial_loss(config)
         gen = torch.Generator().manual_seed(config.seed + 1)
         self.fixed_z = torch.randn(100, config.z_dim, generator=gen).to(device)
-        self.labelled: BatchStream | None = None
-        self.unlabelled: BatchStream | None = None
 
     def make_classifier(self) -> nn.Module:
         """A fresh discriminator network (also the supervised baseline's classifier)."""
@@ -232,32 +239,24 @@ class SemiSupervisedGAN(GANModel):
         """The network whose class head is evaluated: the weight average if ``--ema`` > 0, else D."""
         return self.D if self.D_ema is None else self.D_ema
 
-    def load_weights(self, tensors: Mapping[str, torch.Tensor], source: str) -> None:
+    def load_weights(self, tensors: Mapping[str, torch.Tensor], source: str, *, strict: bool = True) -> None:
         if self.D_ema is not None and not any(k.startswith("D_ema.") for k in tensors):
             # a model saved before the weight average existed: evaluate its raw discriminator
             tensors = {**tensors, **{f"D_ema.{k[2:]}": v for k, v in tensors.items() if k.startswith("D.")}}
-        super().load_weights(tensors, source)
+        super().load_weights(tensors, source, strict=strict)
 
     @torch.no_grad()
     def update_average(self, step: int) -> None:
         """D_ema ← d·D_ema + (1 − d)·D with d = min(ema, (1 + step) / (10 + step)) (a short warm-up)."""
-        if self.D_ema is None:
-            return
-        d = min(self.config.ema, (1 + step) / (10 + step))
-        for avg, cur in zip(self.D_ema.state_dict().values(), self.D.state_dict().values()):
-            if avg.is_floating_point():
-                avg.lerp_(cur, 1 - d)
-            else:
-                avg.copy_(cur)
+        if self.D_ema is not None:
+            update_average(self.D_ema, self.D, min(self.config.ema, (1 + step) / (10 + step)))
 
     def set_learning_rate(self, step: int) -> float:
         """Linear decay to 0 over the last ``--lr-decay`` fraction of the steps; returns the factor."""
         c = self.config
-        start = c.steps * (1 - c.lr_decay)
-        factor = 1.0 if c.lr_decay <= 0 or step <= start else max(0.0, (c.steps - step + 1) / (c.steps - start + 1))
+        factor = lr_factor(step - 1, c.steps, "linear", decay_start=1 - c.lr_decay) if c.lr_decay > 0 else 1.0
         for k, o in self._optimizers.items():
-            for group in o.param_groups:
-                group["lr"] = self._base_lr[k] * factor
+            set_lr(o, self._base_lr[k] * factor)
         return factor
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -271,25 +270,13 @@ class SemiSupervisedGAN(GANModel):
         rest[idx] = False
         return images[idx], labels[idx], idx, images[rest]
 
-    def prepare_training(self, data_root: str | None) -> str:
+    def training_data(self) -> StreamSource:
         c = self.config
-        x_lab, y_lab, _, x_unl = self.labelled_data(data_root)
-        self.labelled = BatchStream(x_lab, y_lab, batch_size=c.batch_size, seed=c.seed)
-        self.unlabelled = BatchStream(x_unl, batch_size=c.batch_size, seed=c.seed + 1)
-        return (
-            f"MNIST train: {len(x_lab)} labelled digits ({len(x_lab) // NUM_CLASSES} per class, label seed "
-            f"{self.label_seed}) + {len(x_unl)} unlabelled"
-        )
-
-    def extra_state(self) -> dict[str, Any]:
-        if self.labelled is None or self.unlabelled is None:
-            return {}
-        return {"labelled": self.labelled.state_dict(), "unlabelled": self.unlabelled.state_dict()}
-
-    def load_extra_state(self, state: Mapping[str, Any]) -> None:
-        if self.labelled is not None and "labelled" in state:
-            self.labelled.load_state_dict(state["labelled"])
-            self.unlabelled.load_state_dict(state["unlabelled"])
+        x_lab, y_lab, _, x_unl = self.labelled_data(c.data_root)
+        description = (f"MNIST train: {len(x_lab)} labelled digits ({len(x_lab) // NUM_CLASSES} per class, label "
+                       f"seed {self.label_seed}) + {len(x_unl)} unlabelled")  # fmt: skip
+        return StreamSource(description, labelled=BatchStream(x_lab, y_lab, batch_size=c.batch_size, seed=c.seed),
+                            unlabelled=BatchStream(x_unl, batch_size=c.batch_size, seed=c.seed + 1))  # fmt: skip
 
     def describe(self) -> dict[str, str]:
         c = self.config
@@ -305,15 +292,18 @@ class SemiSupervisedGAN(GANModel):
         loss = self.loss.d_loss(real_fake_logit(real_logits), real_fake_logit(fake_logits))
         return 2 * loss if self.config.gan_loss in ("lsgan", "vanilla", "minimax") else loss
 
-    def train_step(self, step: int) -> dict[str, float | torch.Tensor]:
-        if self.labelled is None or self.unlabelled is None:
-            raise ConfigError("call prepare_training() before train_step()")
+    def train_step(self, batches: Sequence[Any], step: int) -> dict[str, float | torch.Tensor]:
+        with self.precision.autocast():  # forward passes in --amp precision (optimizer updates are not affected)
+            return self._train_step(batches, step)
+
+    def _train_step(self, batches: Sequence[Any], step: int) -> dict[str, float | torch.Tensor]:
         c, opt_g, opt_d = self.config, self._optimizers["G"], self._optimizers["D"]
         self.set_learning_rate(step)
-        for _ in range(c.n_critic):
-            x_lab, y_lab = self.labelled.next()
-            (x_unl,) = self.unlabelled.next()
-            x_lab, y_lab, x_unl = to_unit(x_lab).to(self.device), y_lab.to(self.device), to_unit(x_unl).to(self.device)
+        for batch in batches:
+            x_lab, y_lab = batch["labelled"]
+            (x_unl,) = batch["unlabelled"]
+            x_lab, y_lab = uint8_to_unit(x_lab).to(self.device), y_lab.to(self.device)
+            x_unl = uint8_to_unit(x_unl).to(self.device)
             x_raw = x_unl
             x_lab, x_unl = self.augment(x_lab), self.augment(x_raw)
             with torch.no_grad():
@@ -329,9 +319,7 @@ class SemiSupervisedGAN(GANModel):
             if c.consistency > 0:
                 consistency = self.consistency_loss(unl_logits, random_shift(x_raw, c.augment))
                 d_loss = d_loss + self.consistency_weight(step) * consistency
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
+            self.precision.step(d_loss, opt_d)
             if c.gan_loss == "wgan":
                 clip_weights(self.D, c.clip)
         self.update_average(step)
@@ -344,9 +332,7 @@ class SemiSupervisedGAN(GANModel):
                 g_loss = F.mse_loss(self.D.features(fake).mean(0), target)
             else:
                 g_loss = self.loss.g_loss(real_fake_logit(self.D(fake)))
-            opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
-            opt_g.step()
+            self.precision.step(g_loss, opt_g)
         finally:
             self.D.requires_grad_(True)
         losses = {"D": d_loss.detach(), "D_sup": supervised.detach(), "D_unsup": unsupervised.detach()}
@@ -386,7 +372,7 @@ class SemiSupervisedGAN(GANModel):
         It is evaluated with its raw weights (no average)."""
         c = self.config
         x_lab, y_lab, _, _ = self.labelled_data(data_root)
-        x_lab, y_lab = to_unit(x_lab).to(self.device), y_lab.to(self.device)
+        x_lab, y_lab = uint8_to_unit(x_lab).to(self.device), y_lab.to(self.device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(c.seed)
             net = self.make_classifier().to(self.device).train()
@@ -411,7 +397,7 @@ class SemiSupervisedGAN(GANModel):
         try:
             return torch.cat(
                 [
-                    net(to_unit(images[i : i + batch_size]).to(self.device)).argmax(1).cpu()
+                    net(uint8_to_unit(images[i : i + batch_size]).to(self.device)).argmax(1).cpu()
                     for i in range(0, len(images), batch_size)
                 ]
             )
@@ -437,9 +423,7 @@ class SemiSupervisedGAN(GANModel):
             if interpolate:
                 cols = 8
                 n_rows = max(1, math.ceil(n / cols))
-                ends = torch.randn(n_rows, 2, self.config.z_dim, generator=gen)
-                t = torch.linspace(0, 1, cols)[None, :, None]
-                z = ((1 - t) * ends[:, :1] + t * ends[:, 1:]).reshape(-1, self.config.z_dim)
+                z = latent_lines(n_rows, cols, self.config.z_dim, gen)
                 images = self.generate(len(z), z)
                 return make_grid([list(images[r * cols : (r + 1) * cols]) for r in range(n_rows)], min_height=GRID_CELL)
             return make_grid(

@@ -304,3 +304,9 @@ def build_generator(
     if name == "unet-skip":
         return SkipUnetGenerator(in_channels, out_channels, ngf or 64, depth or 8, norm=norm, dropout=dropout)
     raise ValueError(f"unknown generator {name!r}; choose one of {GENERATORS}")
+
+
+def generator_size_multiple(name: str, *, depth: int | None = None) -> int:
+    """What image sides ``name`` needs to be a multiple of (its total down-sampling), without building it."""
+    with torch.device("meta"):
+        return int(build_generator(name, 1, 1, ngf=1, n_blocks=1, depth=depth).size_multiple)

@@ -1,42 +1,41 @@
-"""The CycleGAN training loop, top to bottom: data → model → optimizers → (resume) → iterate →
-checkpoint. Everything a run needs comes from one :class:`CycleGANConfig`, saved in the run folder
-and inside every checkpoint.
+"""The one training loop: every registered model (:mod:`gankit.models.registry`) trains, checkpoints,
+reports and resumes through it in the same way.
 
 Run folder layout::
 
-    RUN/config.yaml        resolved config          RUN/losses.csv, losses.png
-    RUN/checkpoints/       step_*.pt (resumable)     RUN/samples/step_*.png
-    RUN/model.safetensors  both generators + config  RUN/index.html, summary.json
+    RUN/config.yaml        kind + resolved config      RUN/losses.csv, losses.png
+    RUN/checkpoints/       step_*.pt (resumable)       RUN/samples/step_*.png
+    RUN/model.safetensors  exported networks + config  RUN/index.html, summary.json
+
+One step = ``model.batches_per_step`` batches (one per discriminator update, ``--n-critic``) drawn
+from the model's batch source, then ``model.train_step``; the step counter counts generator updates
+for every model. Losses are checked for NaN/inf after every step; a non-finite loss stops the run
+before anything further is written, so the newest checkpoint is always a good one.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
+import yaml
 
-from gankit.config import CycleGANConfig
-from gankit.data.recipes import DomainPair
-from gankit.errors import CheckpointError, TrainingDiverged
-from gankit.io import atomic_torch_save, atomic_write_text, list_checkpoints, safe_torch_load
-from gankit.losses import clip_weights
-from gankit.models.cyclegan import CycleGAN
+from gankit.config import RunConfig
+from gankit.data.streams import BatchSource
+from gankit.errors import CheckpointError, ConfigError, TrainingDiverged
+from gankit.io import atomic_torch_save, atomic_write_text, list_checkpoints, save_image_atomic
+from gankit.models.base import Model
+from gankit.models.persist import checkpoint_state, make_config, newest_readable_checkpoint, save_weights
+from gankit.models.registry import model_class, model_kinds
+from gankit.runtime import configure_runtime, resolve_device, seed_everything
 from gankit.training.checkpoint import prune_checkpoints, rng_state, set_rng_state
-from gankit.training.data import domain_pair, make_loader, resolve_config
-from gankit.training.pool import ImagePool
-from gankit.training.samples import SampleWriter
-from gankit.training.schedules import lr_factor
-from gankit.training.setup import autocast, autocast_dtype, configure_runtime, resolve_device, seed_everything
-
-CHECKPOINT_FORMAT = "gankit-train-1"
 
 
-# --- the run -------------------------------------------------------------------------------------------
 @dataclass
 class TrainResult:
     run_dir: Path
@@ -47,238 +46,191 @@ class TrainResult:
     losses: dict[str, float]
 
 
-def make_optimizers(model: CycleGAN, config: CycleGANConfig) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
-    """Adam(2e-4, β=(0.5, 0.999)) as in the paper, or RMSprop (seed 000 uses lr 2e-4 for D and half
-    for the adversarial model: ``--optimizer rmsprop --lr 1e-4 --lr-d 2e-4``)."""
-    g_params = [*model.g_ab.parameters(), *model.g_ba.parameters()]
-    d_params = [*model.d_a.parameters(), *model.d_b.parameters()]
-    lr_d = config.lr_d or config.lr
-
-    def make(params, lr):
-        if config.optimizer == "adam":
-            return torch.optim.Adam(params, lr=lr, betas=(config.beta1, config.beta2), weight_decay=config.weight_decay)
-        return torch.optim.RMSprop(params, lr=lr, alpha=config.rms_alpha, weight_decay=config.weight_decay)
-
-    return make(g_params, config.lr), make(d_params, lr_d)
+def kind_of(config: RunConfig) -> str:
+    """The registered kind whose config class is ``type(config)``."""
+    for kind, cls in model_kinds().items():
+        if type(config) is cls.config_class:
+            return kind
+    raise ConfigError(f"no registered model kind uses {type(config).__name__}")
 
 
-def _set_requires_grad(nets, flag: bool) -> None:
-    for net in nets:
-        for p in net.parameters():
-            p.requires_grad_(flag)
+def _build(kind: str, config: RunConfig) -> Model:
+    configure_runtime(threads=config.threads, deterministic=config.deterministic)
+    seed_everything(config.seed)
+    model = model_class(kind)(config, resolve_device(config.device))
+    if config.compile:
+        model.compile_for_training()
+    return model
 
 
-class Trainer:
-    """Owns the model, optimizers, pools and run folder of one CycleGAN run."""
-
-    def __init__(self, config: CycleGANConfig, run_dir: Path, pair: DomainPair, *, progress: bool = True):
-        self.config, self.run_dir, self.pair, self.progress = config, Path(run_dir), pair, progress
-        configure_runtime(threads=config.threads, deterministic=config.deterministic)
-        seed_everything(config.seed)
-        self.device = resolve_device(config.device)
-        self.amp_dtype = autocast_dtype(config.amp, self.device)
-        self.model = CycleGAN(config).to(self.device)
-        if config.compile:
-            self.model.compile_for_training()
-        self.opt_g, self.opt_d = make_optimizers(self.model, config)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
-        self.pool_a = ImagePool(config.pool_size, seed=config.seed)
-        self.pool_b = ImagePool(config.pool_size, seed=config.seed + 1)
-        self.step = 0
-        self.ckpt_dir = self.run_dir / "checkpoints"
-
-    # --- checkpoints --------------------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "config": self.config.to_dict(),
-            "step": self.step,
-            "model": self.model.state_dict(),
-            "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "pool_a": self.pool_a.state_dict(),
-            "pool_b": self.pool_b.state_dict(),
-            "rng": rng_state(),
-        }
-
-    def save_checkpoint(self) -> Path:
-        path = atomic_torch_save(self.state_dict(), self.ckpt_dir / f"step_{self.step:07d}.pt")
-        prune_checkpoints(self.ckpt_dir, self.config.keep_checkpoints)
-        return path
-
-    def load_checkpoint(self, path: Path) -> None:
-        state = safe_torch_load(path, map_location=self.device)
-        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointError(f"{path}: not a gankit training checkpoint")
-        try:
-            self.model.load_state_dict(state["model"])
-            self.opt_g.load_state_dict(state["opt_g"])
-            self.opt_d.load_state_dict(state["opt_d"])
-        except (RuntimeError, ValueError, KeyError) as e:
-            raise CheckpointError(f"{path}: does not fit this run's config ({e})") from None
-        self.scaler.load_state_dict(state["scaler"])
-        self.pool_a.load_state_dict(state["pool_a"], self.device)
-        self.pool_b.load_state_dict(state["pool_b"], self.device)
-        set_rng_state(state["rng"])
-        self.step = int(state["step"])
-
-    # --- one iteration --------------------------------------------------------------------------------
-    def train_step(self, real_a: torch.Tensor, real_b: torch.Tensor) -> dict[str, torch.Tensor]:
-        c, m = self.config, self.model
-        factor = lr_factor(self.step, c.steps, c.schedule, decay_start=c.decay_start, time_decay=c.time_decay)
-        for opt, base in ((self.opt_g, c.lr), (self.opt_d, c.lr_d or c.lr)):
-            for group in opt.param_groups:
-                group["lr"] = base * factor
-        discriminators = (m.d_a, m.d_b)
-        terms: dict[str, torch.Tensor] = {}
-
-        g_step = self.step % c.n_critic == 0
-        with autocast(self.device, self.amp_dtype):
-            out = m.cycle(real_a, real_b, identity=g_step)
-        if g_step:
-            _set_requires_grad(discriminators, False)
-            with autocast(self.device, self.amp_dtype):
-                loss_g, terms_g = m.generator_loss(real_a, real_b, out)
-            self._check_finite(loss_g, "generator")
-            self.opt_g.zero_grad(set_to_none=True)
-            self.scaler.scale(loss_g).backward()
-            self.scaler.step(self.opt_g)
-            terms |= terms_g
-            _set_requires_grad(discriminators, True)
-        fake_a = self.pool_a.query(out.fake_a)
-        fake_b = self.pool_b.query(out.fake_b)
-        with autocast(self.device, self.amp_dtype):
-            loss_d, terms_d = m.discriminator_loss(real_a, real_b, fake_a, fake_b)
-        self._check_finite(loss_d, "discriminator")
-        self.opt_d.zero_grad(set_to_none=True)
-        self.scaler.scale(loss_d).backward()
-        self.scaler.step(self.opt_d)
-        self.scaler.update()
-        if c.gan_loss == "wgan":
-            for d in discriminators:
-                clip_weights(d, c.clip)
-        self.step += 1
-        return terms | terms_d
-
-    def _check_finite(self, loss: torch.Tensor, which: str) -> None:
-        if not torch.isfinite(loss).item():
-            last = list_checkpoints(self.ckpt_dir)
-            kept = f"; the last good checkpoint is {last[-1][1]}" if last else ""
-            raise TrainingDiverged(
-                f"{which} loss became {loss.item()} at step {self.step + 1}{kept}. "
-                "Try a lower --lr, --amp off, or another --gan-loss."
-            )
+def write_run_config(run_dir: Path, kind: str, config: RunConfig) -> None:
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump({"kind": kind, **config.to_dict()}, sort_keys=False))
 
 
-def _prepare_run(config: CycleGANConfig) -> tuple[CycleGANConfig, DomainPair, Path]:
-    pair = domain_pair(config, "train")
-    config = resolve_config(config, pair)
-    return config, pair, Path(config.out)
-
-
-def train(config: CycleGANConfig, *, progress: bool = True, log=print) -> TrainResult:
-    """Start a new run in ``config.out`` (an existing run folder is refused: use :func:`resume`)."""
-    config, pair, run_dir = _prepare_run(config)
+def train(config: RunConfig, kind: str | None = None, *, progress: bool = True, log=print) -> TrainResult:
+    """Start a new run of ``kind`` (default: the kind ``config`` belongs to) in ``config.out``; an
+    existing run folder is refused (use :func:`resume`)."""
+    kind = kind or kind_of(config)
+    run_dir = Path(config.out)
     if list_checkpoints(run_dir / "checkpoints"):
         raise CheckpointError(f"{run_dir}: already holds a run; resume it with `gankit train --resume {run_dir}` "
                               "or choose another --out")  # fmt: skip
+    model = _build(kind, config)
+    source = model.training_data()
     run_dir.mkdir(parents=True, exist_ok=True)
-    config.save_yaml(run_dir / "config.yaml")
-    trainer = Trainer(config, run_dir, pair, progress=progress)
-    return _run(trainer, log=log)
+    write_run_config(run_dir, kind, model.config)
+    return _loop(model, source, run_dir, 0, progress=progress, log=log)
 
 
-def resume(run_dir: str | Path, *, steps: int | None = None, progress: bool = True, log=print) -> TrainResult:
-    """Continue a run from its newest readable checkpoint (older ones are tried if it is corrupt)."""
+def resume(run_dir: str | Path, *, steps: int | None = None, data_root: str | None = None, progress: bool = True,
+           log=print) -> TrainResult:  # fmt: skip
+    """Continue a run from its newest readable checkpoint (older ones are tried if it is corrupt),
+    optionally to a new total of ``steps`` or with its data moved to ``data_root``."""
     run_dir = Path(run_dir)
-    ckpts = list_checkpoints(run_dir / "checkpoints")
-    if not ckpts:
-        raise CheckpointError(f"{run_dir}: no checkpoints/step_*.pt to resume from")
-    errors = []
-    for _, path in reversed(ckpts):
-        try:
-            state = safe_torch_load(path)
-            break
-        except CheckpointError as e:
-            errors.append(str(e))
-            log(f"warning: skipping unreadable checkpoint: {e}")
-    else:
-        raise CheckpointError("no readable checkpoint: " + "; ".join(errors))
-    config = CycleGANConfig.from_dict(state["config"], source=str(path))
+    path, state = newest_readable_checkpoint(run_dir, log=log)
+    overrides: dict[str, Any] = {"out": str(run_dir)}
     if steps is not None:
-        config = dataclasses.replace(config, steps=steps).validate()
-    config = dataclasses.replace(config, out=str(run_dir))
-    pair = domain_pair(config, "train")
-    config.save_yaml(run_dir / "config.yaml")
-    trainer = Trainer(config, run_dir, pair, progress=progress)
-    trainer.load_checkpoint(path)
-    log(f"resuming {run_dir} from step {trainer.step} ({path.name})")
-    return _run(trainer, log=log)
+        overrides["steps"] = steps
+    if data_root is not None:
+        overrides["data_root"] = data_root
+    kind = state["kind"]
+    config = make_config(kind, state["config"], str(path), **overrides)
+    if "converted_from" in state:
+        log(f"note: {path.name} was written by gankit {state['gankit_version']} ({state['converted_from']}); "
+            f"its steps were converted to generator steps: step {state['step']} of {config.steps}")  # fmt: skip
+    model = _build(kind, config)
+    source = model.training_data()
+    step = _restore(model, source, state, str(path))
+    write_run_config(run_dir, kind, model.config)
+    log(f"resuming {run_dir} from step {step} ({path.name})")
+    return _loop(model, source, run_dir, step, progress=progress, log=log)
 
 
-def _run(trainer: Trainer, *, log) -> TrainResult:
+def _restore(model: Model, source: BatchSource, state: dict[str, Any], where: str) -> int:
+    try:
+        for name, net in model.networks().items():
+            net.load_state_dict(state["networks"][name])
+        for name, opt in model.optimizers().items():
+            opt.load_state_dict(state["optimizers"][name])
+        if state.get("scaler"):
+            model.precision.scaler.load_state_dict(state["scaler"])
+        model.load_extra_state(state.get("extra", {}))
+        source.load_state_dict(state.get("data", {}))
+        set_rng_state(state["rng"])
+        return int(state["step"])
+    except (KeyError, RuntimeError, ValueError) as e:
+        raise CheckpointError(f"{where}: checkpoint does not fit this run's config ({e})") from None
+
+
+def save_checkpoint(model: Model, source: BatchSource, run_dir: Path, step: int) -> Path:
+    folder = run_dir / "checkpoints"
+    path = atomic_torch_save(checkpoint_state(model, step, source.state_dict(), rng_state()),
+                             folder / f"step_{step:07d}.pt")  # fmt: skip
+    prune_checkpoints(folder, model.config.keep_checkpoints)
+    return path
+
+
+def write_report(model: Model, source: BatchSource, run_dir: Path, step: int) -> None:
+    """losses.png and index.html of the run as it stands."""
+    from gankit.training.report import plot_losses, write_index_html
+
+    csv = run_dir / "losses.csv"
+    if csv.is_file() and csv.stat().st_size > 0:
+        plot_losses(csv, run_dir / "losses.png")
+    entries = [(int(p.stem.split("_")[1]), f"samples/{p.name}") for p in sorted(run_dir.glob("samples/step_*.png"))]
+    c = model.config
+    summary = {"data": source.description, "progress": f"step {step} of {c.steps}"}
+    if hasattr(c, "gan_loss"):
+        summary["game"] = (f"{c.gan_loss}, n_critic {c.n_critic}, label smoothing {c.label_smoothing}, "
+                           f"label noise {c.label_noise}")  # fmt: skip
+    title = f"{model.kind} · {c.dataset} · step {step}/{c.steps}"
+    write_index_html(run_dir, title, {"kind": model.kind, **c.to_dict()}, entries, extra=summary | model.describe())
+
+
+def write_samples(model: Model, run_dir: Path, step: int) -> Path:
+    model.eval()
+    try:
+        with torch.no_grad():
+            grid = model.sample_grid(step)
+    finally:
+        model.train()
+    return save_image_atomic(grid, run_dir / "samples" / f"step_{step:07d}.png")
+
+
+def _diverged(run_dir: Path, step: int, what: str) -> TrainingDiverged:
+    kept = list_checkpoints(run_dir / "checkpoints")
+    where = f"; the last good checkpoint is {kept[-1][1]}" if kept else ""
+    return TrainingDiverged(f"{run_dir}: {what} at step {step}{where}. Try a lower --lr, --amp off, or another "
+                            "--gan-loss.")  # fmt: skip
+
+
+def next_batches(model: Model, source: BatchSource) -> list[Any]:
+    """The batches of one training step: one per discriminator update."""
+    return [source.next() for _ in range(model.batches_per_step)]
+
+
+def _loop(model: Model, source: BatchSource, run_dir: Path, step: int, *, progress: bool, log) -> TrainResult:
     from tqdm import tqdm
 
     from gankit.training.report import LossLog, TensorBoardLogger
 
-    c, run_dir = trainer.config, trainer.run_dir
+    c = model.config
     losses = LossLog(run_dir / "losses.csv")
-    losses.truncate_after(trainer.step)
+    losses.truncate_after(step)
     tensorboard = TensorBoardLogger(run_dir / "tensorboard") if c.tensorboard else None
-    samples = SampleWriter(trainer, run_dir)
-    loader = make_loader(c, trainer.pair, trainer.step)
-    batches = iter(loader)
     t0, waited, last = time.perf_counter(), 0.0, {}
-    bar = tqdm(total=c.steps, initial=trainer.step, disable=not trainer.progress, unit="it", dynamic_ncols=True,
-               desc=f"cyclegan {run_dir.name}")  # fmt: skip
+    bar = tqdm(total=c.steps, initial=step, disable=not progress, unit="step", dynamic_ncols=True,
+               desc=f"{model.kind} {run_dir.name}")  # fmt: skip
+    model.train()
     try:
-        while trainer.step < c.steps:
+        while step < c.steps:
             w = time.perf_counter()
-            batch = next(batches)
+            batches = next_batches(model, source)
             waited += time.perf_counter() - w
-            real_a = batch["A"].to(trainer.device, non_blocking=True)
-            real_b = batch["B"].to(trainer.device, non_blocking=True)
-            terms = trainer.train_step(real_a, real_b)
-            step = trainer.step
-            if step % c.log_every == 0 or step == c.steps:
-                last = {k: float(v.detach()) for k, v in terms.items()}
-                losses.append(step, last)
+            try:
+                terms = model.train_step(batches, step + 1)
+            except TrainingDiverged as e:
+                raise _diverged(run_dir, step + 1, str(e)) from None
+            model.precision.update()
+            step += 1
+            values = {k: float(v.detach() if torch.is_tensor(v) else v) for k, v in terms.items()}
+            bad = [k for k, v in values.items() if not math.isfinite(v)]
+            if bad:
+                raise _diverged(run_dir, step, "loss " + ", ".join(f"{k}={values[k]}" for k in bad))
+            final = step == c.steps
+            if step % c.log_every == 0 or final:
+                last = values
+                losses.append(step, values)
                 if tensorboard:
-                    tensorboard.scalars(step, last)
-                bar.set_postfix(
-                    D=f"{last.get('D_a', 0) + last.get('D_b', 0):.3f}",
-                    G=f"{last.get('G_total', math.nan):.3f}",
-                    cyc=f"{last.get('cycle_a', math.nan) + last.get('cycle_b', math.nan):.3f}",
-                    refresh=False,
-                )
+                    tensorboard.scalars(step, values)
+                bar.set_postfix({k: f"{v:.3f}" for k, v in model.progress_terms(values).items()}, refresh=False)
             bar.update(1)
-            if step % c.sample_every == 0 or step == c.steps:
-                samples.write(step)
-            if step % c.checkpoint_every == 0 or step == c.steps:
-                trainer.save_checkpoint()
-                samples.refresh_report()
+            if step % c.sample_every == 0 or final:
+                write_samples(model, run_dir, step)
+            if step % c.checkpoint_every == 0 or final:
+                save_checkpoint(model, source, run_dir, step)
+                write_report(model, source, run_dir, step)
     finally:
         bar.close()
         if tensorboard:
             tensorboard.close()
     seconds = time.perf_counter() - t0
-    model_path = trainer.model.save_generators(run_dir / "model.safetensors")
-    samples.refresh_report()
+    model_path = save_weights(model, run_dir / "model.safetensors")
+    write_report(model, source, run_dir, step)
     summary = {
-        "step": trainer.step,
+        "kind": model.kind,
+        "step": step,
         "seconds": round(seconds, 2),
         "data_wait_fraction": round(waited / max(seconds, 1e-9), 4),
         "final_losses": last,
-        "device": str(trainer.device),
+        "device": str(model.device),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
     }
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
     log(
-        f"done: {trainer.step} steps in {seconds:.1f}s "
-        f"(waiting for data {100 * summary['data_wait_fraction']:.1f}% of the time)\n"
-        f"  run folder : {run_dir}\n  report     : {run_dir / 'index.html'}\n"
-        f"  model      : {model_path}\n  losses     : {run_dir / 'losses.png'}"
+        f"done: {step} steps in {seconds:.1f}s (waiting for data {100 * summary['data_wait_fraction']:.1f}% of the "
+        f"time)\n  run folder : {run_dir}\n  report     : {run_dir / 'index.html'}\n  model      : {model_path}\n"
+        f"  samples    : {run_dir / 'samples'}\n  losses     : {run_dir / 'losses.png'}"
     )
-    return TrainResult(run_dir, trainer.step, model_path, seconds, summary["data_wait_fraction"], last)
+    return TrainResult(run_dir, step, model_path, seconds, summary["data_wait_fraction"], last)

@@ -1,4 +1,4 @@
-"""Feeding a training run: the two image domains a config asks for, the config completed from the
+"""Feeding an image-translation run: the two image domains a config asks for, the config completed from the
 data, and a loader whose every batch is a pure function of (seed, step) so a resumed run sees
 exactly the images the uninterrupted run would have."""
 
@@ -6,19 +6,19 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from gankit.config import CycleGANConfig
 from gankit.data.recipes import DomainPair, folder_pair, load_recipe
 from gankit.data.transforms import TrainTransform
 from gankit.data.unaligned import UnalignedDataset
 from gankit.errors import DataError
 
 
-def domain_pair(config: CycleGANConfig, split: str = "train") -> DomainPair:
+def domain_pair(config: Any, split: str = "train") -> DomainPair:
     """The two image sources a config asks for, with ``--swap`` applied."""
     if config.domain_a or config.domain_b:
         if not (config.domain_a and config.domain_b):
@@ -35,7 +35,7 @@ def domain_pair(config: CycleGANConfig, split: str = "train") -> DomainPair:
     return pair
 
 
-def resolve_config(config: CycleGANConfig, pair: DomainPair) -> CycleGANConfig:
+def resolve_config(config: Any, pair: DomainPair) -> Any:
     """Fill what the data decides (channels, sizes, preprocessing) so the saved config is complete."""
     size = config.size or pair.default_crop_size
     return dataclasses.replace(
@@ -84,7 +84,7 @@ class EpochIndexed(torch.utils.data.Dataset):
         return self.dataset[index]
 
 
-def make_loader(config: CycleGANConfig, pair: DomainPair, start_step: int) -> DataLoader:
+def make_loader(config: Any, pair: DomainPair, start_step: int) -> DataLoader:
     transform = TrainTransform(config.load_size, config.size, flip=config.flip, preprocess=config.preprocess)
     dataset = UnalignedDataset(pair.source_a, pair.source_b, transform, transform, serial_b=config.serial_batches,
                                seed=config.seed, on_bad=config.on_bad)  # fmt: skip

@@ -23,3 +23,8 @@ def lr_factor(
             return 1.0
         return max(0.0, 1.0 - (step - start) / max(1, total_steps - start))
     raise ValueError(f"unknown schedule {kind!r}")
+
+
+def set_lr(optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr

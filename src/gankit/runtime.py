@@ -1,4 +1,5 @@
-"""Run-time environment of a training run: device, threads, determinism, autocast."""
+"""Run-time environment: device, threads, determinism, random seeds, autocast (used by training and
+inference alike)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ import random
 import numpy as np
 import torch
 
+from gankit.errors import ConfigError
+
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} requested but CUDA is not available")
+        raise ConfigError(f"--device {name}: CUDA is not available on this machine")
     return device
 
 
@@ -46,7 +49,7 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     if amp == "auto":
         return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
     if amp == "fp16" and device.type != "cuda":
-        raise RuntimeError("fp16 autocast needs a CUDA device; use --amp bf16 on CPU")
+        raise ConfigError("--amp fp16: needs a CUDA device; use --amp bf16 on CPU")
     return torch.bfloat16 if amp == "bf16" else torch.float16
 
 

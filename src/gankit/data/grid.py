@@ -12,14 +12,13 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from gankit.data import images
-from gankit.io import save_image_atomic  # noqa: F401 (re-exported for grid users)
 
 BACKGROUND = (255, 255, 255)
 TEXT = (34, 34, 38)
 # mkstemp creates 0600 files; finished files get the usual umask-derived mode so a served run folder works.
 
 
-def tensor_to_pil(t: torch.Tensor) -> Image.Image:
+def _rgb_cell(t: torch.Tensor) -> Image.Image:
     """CHW (or HW) in [-1, 1] → RGB cell (gray shown as RGB so cells of both kinds share a canvas)."""
     return images.tensor_to_pil(t).convert("RGB")
 
@@ -77,7 +76,7 @@ def make_grid(
         raise ValueError(f"{len(row_labels)} row labels for {len(rows)} rows")
     pad = max(0, int(pad))
 
-    cells = [[tensor_to_pil(t) for t in r] for r in rows]
+    cells = [[_rgb_cell(t) for t in r] for r in rows]
     cell_h = max(im.height for r in cells for im in r)
     if cell_h < min_height:
         cell_h *= -(-min_height // cell_h)

@@ -1,0 +1,90 @@
+"""Batch sources for training: every batch is a pure function of the seed and the position in the
+stream, and the position is saved with each checkpoint, so a resumed run sees exactly the batches
+the uninterrupted run would have."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol
+
+import torch
+
+from gankit.errors import ConfigError
+
+
+class BatchSource(Protocol):
+    """What the training loop draws batches from: ``next()`` gives one batch (one per discriminator
+    update); ``state_dict``/``load_state_dict`` hold the position as pickle-free values."""
+
+    description: str
+
+    def next(self) -> Any: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
+
+
+class BatchStream:
+    """Random minibatches from in-memory tensors, one shuffled epoch after another, with its own
+    generator (the global RNG is left alone)."""
+
+    def __init__(self, *tensors: torch.Tensor, batch_size: int, seed: int):
+        if not tensors or len(tensors[0]) == 0:
+            raise ConfigError("BatchStream needs at least one non-empty tensor")
+        self.tensors, self.batch_size = tensors, min(batch_size, len(tensors[0]))
+        self.generator = torch.Generator().manual_seed(seed)
+        self._order, self._pos = torch.empty(0, dtype=torch.long), 0
+
+    def next(self) -> tuple[torch.Tensor, ...]:
+        if self._pos + self.batch_size > len(self._order):
+            self._order, self._pos = torch.randperm(len(self.tensors[0]), generator=self.generator), 0
+        idx = self._order[self._pos : self._pos + self.batch_size]
+        self._pos += self.batch_size
+        return tuple(t[idx] for t in self.tensors)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state(), "order": self._order, "pos": self._pos}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+        self._order, self._pos = state["order"], int(state["pos"])
+
+
+class StreamSource:
+    """Named :class:`BatchStream` s drawn together: ``next()`` is ``{name: stream.next()}``."""
+
+    def __init__(self, description: str, **streams: BatchStream):
+        self.description, self.streams = description, streams
+
+    def next(self) -> dict[str, tuple[torch.Tensor, ...]]:
+        return {name: s.next() for name, s in self.streams.items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {name: s.state_dict() for name, s in self.streams.items()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        for name, s in self.streams.items():
+            if name in state:
+                s.load_state_dict(state[name])
+
+
+class PositionedSource:
+    """Batches from an iterator that can be started at any position (e.g. a DataLoader over a
+    position-seeded sampler): the state is just the number of items consumed."""
+
+    def __init__(self, description: str, start: Callable[[int], Iterator[Any]], items_per_batch: int):
+        self.description, self._start, self._per_batch = description, start, items_per_batch
+        self.position, self._it = 0, None
+
+    def next(self) -> Any:
+        if self._it is None:
+            self._it = self._start(self.position)
+        self.position += self._per_batch
+        return next(self._it)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"position": self.position}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.position, self._it = int(state.get("position", 0)), None
