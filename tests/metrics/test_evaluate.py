@@ -25,7 +25,8 @@ from gankit.metrics.classifier import (
     train_domain_classifier,
 )
 from gankit.metrics.cli import add_eval_arguments, run_eval
-from gankit.metrics.evaluate import evaluate_folders, evaluate_model, format_table, label_preservation
+from gankit.metrics.evaluate import evaluate_folders, evaluate_model, format_table
+from gankit.metrics.translation import label_preservation
 from gankit.models.cyclegan import CycleGANConfig
 
 from .test_inception import FeaturesOnly, WithLogits, save_scripted

@@ -10,10 +10,11 @@ from gankit.metrics.classifier import (
     train_domain_classifier,
     train_label_classifier,
 )
-from gankit.metrics.evaluate import evaluate_folders, evaluate_model, format_table, label_preservation
+from gankit.metrics.evaluate import evaluate_folders, evaluate_model, format_table
 from gankit.metrics.fid import feature_statistics, fid_from_features, frechet_distance, kid, mmd2_unbiased
 from gankit.metrics.image_quality import psnr, ssim
 from gankit.metrics.inception import InceptionExtractor, inception_score
+from gankit.metrics.translation import label_preservation
 
 __all__ = [
     "RELIABLE_ACCURACY",

@@ -37,7 +37,8 @@ from gankit.errors import CheckpointError, DataError
 from gankit.io import atomic_write_text, load_safetensors, save_safetensors
 
 RELIABLE_ACCURACY = 0.95
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+GUARD = "neither"
 BICUBIC = Image.Resampling.BICUBIC
 
 
@@ -90,6 +91,8 @@ class TrainedClassifier:
     train_seconds: float = 0.0
     cached: bool = False
     path: Path | None = None
+    garbage_accuracy: dict[str, float] | None = None
+    """Share of each garbage kind's images (made from held-out test images) classified as 'neither'."""
 
     @property
     def reliable(self) -> bool:
@@ -229,6 +232,7 @@ def _train_or_load(
     data,  # () -> (train_x, train_y, test_x, test_y)
     cache_dir: str | Path | None,
     use_cache: bool,
+    garbage_test=None,  # (model) -> {kind: share classified as the guard class}
 ) -> TrainedClassifier:
     num_classes = len(class_names)
     key_data = {
@@ -257,6 +261,7 @@ def _train_or_load(
                 float(meta.get("train_seconds", 0.0)),
                 True,
                 weights,
+                meta.get("garbage_accuracy"),
             )
         except (CheckpointError, KeyError, ValueError, RuntimeError):
             pass  # a stale or corrupt cache entry: train again and overwrite it
@@ -264,6 +269,7 @@ def _train_or_load(
     train_x, train_y, test_x, test_y = data()
     model = fit(train_x, train_y, num_classes, config)
     acc = accuracy(model, test_x, test_y)
+    garbage = garbage_test(model) if garbage_test is not None else None
     seconds = time.perf_counter() - start
     if use_cache:
         save_safetensors(model.state_dict(), weights, {"key": key})
@@ -273,10 +279,11 @@ def _train_or_load(
             "train_seconds": seconds,
             "train_images": len(train_x),
             "test_images": len(test_x),
+            "garbage_accuracy": garbage,
         }
         atomic_write_text(meta_path, json.dumps(meta, indent=2))
     return TrainedClassifier(
-        model, acc, config, num_classes, class_names, seconds, False, weights if use_cache else None
+        model, acc, config, num_classes, class_names, seconds, False, weights if use_cache else None, garbage
     )
 
 
@@ -289,6 +296,20 @@ def _labelled(sources: list[ImageSource], size: int, cap: int, seed: int) -> tup
     return torch.cat(xs), torch.cat(ys)
 
 
+def garbage_like(images: torch.Tensor, kinds: tuple[str, ...], seed: int) -> torch.Tensor:
+    """uint8 garbage images (N, 3, S, S) made from ``images`` (uint8, same shape), the kinds taking turns."""
+    from gankit.metrics.garbage import make_garbage
+
+    gen = torch.Generator().manual_seed(seed)
+    out = torch.empty_like(images)
+    for k, kind in enumerate(kinds):
+        idx = torch.arange(k, len(images), len(kinds))
+        if len(idx):
+            junk = make_garbage(kind, uint8_to_unit(images[idx]), gen)
+            out[idx] = ((junk.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return out
+
+
 def train_domain_classifier(
     train_a: ImageSource,
     train_b: ImageSource,
@@ -298,18 +319,44 @@ def train_domain_classifier(
     config: ClassifierConfig | None = None,
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
+    guard: bool = True,
 ) -> TrainedClassifier:
     """A vs B (class 0 = A, 1 = B), trained on the train sources, accuracy on the test sources
-    (balanced by capping each domain at ``max_train_per_class``; test sets are used whole)."""
+    (balanced by capping each domain at ``max_train_per_class``; test sets are used whole).
+
+    With ``guard`` a third class, 'neither', is trained on garbage made from the training images
+    (:data:`gankit.metrics.garbage.TRAIN_KINDS`: noise of several kinds, heavy blur, patch shuffles,
+    colour scrambles, untrained ResNet generators), so that an image of neither domain is not forced
+    onto the nearer one: a translation only counts as a success when it is assigned to its target
+    domain. Its generalisation is measured on garbage kinds kept out of training
+    (:data:`~gankit.metrics.garbage.HELD_OUT_KINDS`) and reported as ``garbage_accuracy``."""
+    from gankit.metrics.garbage import GARBAGE_KINDS, TRAIN_KINDS
+
     config = config or ClassifierConfig()
     fps = [source_fingerprint(s) for s in (train_a, train_b, test_a, test_b)]
+    names = ["A", "B", GUARD] if guard else ["A", "B"]
 
     def data():
         tx, ty = _labelled([train_a, train_b], config.image_size, config.max_train_per_class, config.seed)
         vx, vy = _labelled([test_a, test_b], config.image_size, 10**9, config.seed)
+        if guard:
+            n = max(int((ty == 0).sum()), int((ty == 1).sum()))
+            pick = torch.from_numpy(np.random.default_rng(config.seed + 1).integers(0, len(tx), n))
+            tx = torch.cat([tx, garbage_like(tx[pick], TRAIN_KINDS, config.seed + 2)])
+            ty = torch.cat([ty, torch.full((n,), 2, dtype=torch.long)])
         return tx, ty, vx, vy
 
-    return _train_or_load("domain", dataset, fps, ["A", "B"], config, data, cache_dir, use_cache)
+    def garbage_test(model: SmallCNN) -> dict[str, float]:
+        vx, _ = _labelled([test_a, test_b], config.image_size, 100, config.seed)
+        shares = {}
+        for k, kind in enumerate(GARBAGE_KINDS):
+            junk = garbage_like(vx, (kind,), config.seed + 100 + k)
+            shares[kind] = accuracy(model, junk, torch.full((len(junk),), 2, dtype=torch.long))
+        return shares
+
+    kind = "domain-guarded" if guard else "domain"
+    return _train_or_load(kind, dataset, fps, names, config, data, cache_dir, use_cache,
+                          garbage_test if guard else None)  # fmt: skip
 
 
 def train_label_classifier(

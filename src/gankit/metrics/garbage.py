@@ -7,7 +7,7 @@ deterministic given the generator's state. Random numbers are drawn on the gener
 ``torch.Generator()``) and then moved to the reference's device.
 
 ``TRAIN_KINDS`` are for training a classifier's garbage class; ``HELD_OUT_KINDS`` (pink noise, constant
-images) stay out of training, to test that it generalises to garbage it has not seen."""
+images, untrained U-Nets) stay out of training, to test that it generalises to garbage it has not seen."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ __all__ = [
     "patch_shuffle",
     "pink_noise",
     "uniform_noise",
+    "untrained_generator",
 ]
 
 
@@ -155,6 +156,26 @@ def constant_mean_colour(ref: torch.Tensor, gen: torch.Generator) -> torch.Tenso
     return _like(ref.mean((-2, -1), keepdim=True).expand_as(ref).clone(), ref)
 
 
+@torch.no_grad()
+def untrained_generator(ref: torch.Tensor, gen: torch.Generator, architecture: str = "resnet") -> torch.Tensor:
+    """The output of a randomly initialised image-to-image generator (N(0, 0.02) weights, as CycleGAN
+    starts, a seed drawn from ``gen``): what a translator produces before it has learned anything."""
+    from gankit.nn import build_generator, init_weights
+
+    _check(ref)
+    c = ref.shape[1]
+    seed = int(torch.randint(2**31 - 1, (1,), generator=gen))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = build_generator(architecture, c, c, ngf=8, n_blocks=2, depth=2)
+        init_weights(net, "normal", 0.02)
+    multiple = int(getattr(net, "size_multiple", 1))
+    h, w = ref.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    x = F.pad(ref.float().cpu(), (0, pw, 0, ph), mode="replicate") if ph or pw else ref.float().cpu()
+    return _like(net.eval()(x)[..., :h, :w], ref)
+
+
 GARBAGE_KINDS: dict[str, GarbageFn] = {
     "uniform_noise": uniform_noise,
     "gaussian_noise": gaussian_noise,
@@ -165,8 +186,10 @@ GARBAGE_KINDS: dict[str, GarbageFn] = {
     "patch_shuffle_8x8": partial(patch_shuffle, grid=8),
     "colour_scramble": colour_scramble,
     "constant": constant_mean_colour,
+    "untrained_resnet": partial(untrained_generator, architecture="resnet"),
+    "untrained_unet": partial(untrained_generator, architecture="unet"),
 }
-HELD_OUT_KINDS: tuple[str, ...] = ("pink_noise", "constant")
+HELD_OUT_KINDS: tuple[str, ...] = ("pink_noise", "constant", "untrained_unet")
 TRAIN_KINDS: tuple[str, ...] = tuple(k for k in GARBAGE_KINDS if k not in HELD_OUT_KINDS)
 
 

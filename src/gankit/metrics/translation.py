@@ -1,0 +1,587 @@
+"""Scoring a translator on a test split, in bounded memory, by registered metric blocks.
+
+The test images of each direction are streamed in batches: loaded, translated (and translated back
+when the model has the inverse direction), and handed to every applicable :class:`MetricBlock`, which
+keeps only per-image numbers and feature vectors (memory grows with N·d, never with N·H·W). Each
+block then reports its metrics with their floors and ceilings:
+
+- garbage floors: what pure noise, 1/f noise, a heavily blurred input and untrained generators score
+  (the garbage floor of a metric is the best score any of them reaches);
+- the do-nothing floor: the untranslated input;
+- the real ceiling: real target images (test split against train split).
+
+Blocks: cycle reconstruction, content preservation, the domain classifier (success with bootstrap
+intervals, classifier FID/KID, improved precision/recall), colorization truth (PSNR/SSIM), digit
+label preservation (plain and confident), Inception FID/KID/IS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from gankit.data.recipes import DomainPair
+from gankit.data.sources import ImageSource
+from gankit.data.transforms import EvalTransform
+from gankit.errors import ConfigError
+from gankit.inference.translate import translate_tensor
+from gankit.metrics.classifier import (
+    RELIABLE_ACCURACY,
+    ClassifierConfig,
+    TrainedClassifier,
+    tensor_to_uint8,
+    train_domain_classifier,
+    train_label_classifier,
+)
+from gankit.metrics.content import edge_structure_similarity
+from gankit.metrics.fid import KID_SUBSET_SIZE, KID_SUBSETS, fid_from_features, kid
+from gankit.metrics.garbage import make_garbage
+from gankit.metrics.image_quality import psnr, ssim
+from gankit.metrics.inception import InceptionExtractor, inception_score
+from gankit.metrics.precision_recall import bootstrap_interval, precision_recall
+from gankit.metrics.report import Report, write_report
+
+GRID_CASES = 4
+BATCH = 16
+FLOOR_KINDS = ("uniform_noise", "pink_noise", "heavy_blur", "untrained_resnet", "untrained_unet")
+"""Garbage whose scores are the floors of every report (noise, a blurred input, untrained generators)."""
+PR_K = 3
+BOOTSTRAP = 1000
+LABEL_KEEP = 0.99
+"""The confident label metrics reject a prediction below the confidence that keeps this share of real
+held-out digits."""
+Log = Callable[[str], None]
+
+
+def choose(n: int, cap: int | None) -> np.ndarray:
+    """``cap`` indices spread evenly over ``n`` (all when ``cap`` is None or ≥ n)."""
+    if cap is None or cap >= n:
+        return np.arange(n)
+    if cap < 2:
+        raise ConfigError(f"--max-images {cap}: expected a number ≥ 2")
+    return np.unique(np.linspace(0, n - 1, cap).round().astype(np.int64))
+
+
+def stream(source: ImageSource, indices: np.ndarray, size: int | None, batch: int = BATCH) -> Iterator[torch.Tensor]:
+    """Images ``indices`` of ``source`` in [-1, 1], ``batch`` at a time (resized to ``size``)."""
+    t = EvalTransform(size)
+    for i in range(0, len(indices), batch):
+        yield torch.stack([t(source.load(int(j))) for j in indices[i : i + batch]])
+
+
+def to_unit_rgb(x: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] → [0, 1], gray replicated to 3 channels."""
+    x = (x.clamp(-1, 1) + 1) / 2
+    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+
+def distances(prefix: str, fake: np.ndarray, real: np.ndarray, m: dict, notes: list[str]) -> None:
+    """``fid_PREFIX``, ``kid_PREFIX`` and ``kid_PREFIX_std`` of two feature sets."""
+    if len(fake) < 2 or len(real) < 2:
+        m[f"fid_{prefix}"] = m[f"kid_{prefix}"] = None
+        notes.append(f"{prefix}: FID/KID need at least 2 images per set")
+        return
+    m[f"fid_{prefix}"] = fid_from_features(fake, real)
+    m[f"kid_{prefix}"], m[f"kid_{prefix}_std"] = kid(fake, real, KID_SUBSETS, KID_SUBSET_SIZE)
+
+
+@dataclass
+class Direction:
+    """One direction of a translator and the data that judges it."""
+
+    name: str  # "a2b" or "b2a"
+    back: str | None  # the inverse direction, when the model translates it
+    source: ImageSource  # test inputs
+    indices: np.ndarray
+    target_test: ImageSource
+    target_indices: np.ndarray
+    target_train: ImageSource | None
+    truth: ImageSource | None = None  # true target images of the inputs (colorization)
+
+    @property
+    def target_letter(self) -> str:
+        return self.name[-1]
+
+    @property
+    def target_class(self) -> int:
+        return 0 if self.target_letter == "a" else 1
+
+
+@dataclass
+class TranslatedBatch:
+    direction: Direction
+    positions: np.ndarray  # positions in ``direction.indices``
+    real: torch.Tensor
+    fake: torch.Tensor
+    rec: torch.Tensor | None
+
+
+@dataclass
+class EvalContext:
+    model: Any
+    test: DomainPair
+    train: DomainPair | None
+    size: int
+    device: torch.device
+    cache_dir: Path | None
+    classifier_config: ClassifierConfig
+    inception: InceptionExtractor | None
+    log: Log
+    report: Report
+    directions: list[Direction] = field(default_factory=list)
+    grid_scores: dict[str, tuple[np.ndarray, str]] = field(default_factory=dict)
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.report.metrics
+
+    @property
+    def notes(self) -> list[str]:
+        return self.report.notes
+
+    def score_for_grids(self, direction: str, scores: np.ndarray, name: str, priority: int) -> None:
+        """Offer per-image scores (higher = better) to rank the best/worst grids; the block with the
+        highest ``priority`` wins."""
+        if priority >= self._priority.get(direction, -1):
+            self.grid_scores[direction] = (scores, name)
+            self._priority[direction] = priority
+
+    _priority: dict[str, int] = field(default_factory=dict)
+
+
+class MetricBlock:
+    """One family of metrics over streamed translations. ``applies`` says whether the block has what
+    it needs; ``update`` sees every batch; ``finish`` writes the metrics (and floors) to the report."""
+
+    priority: ClassVar[int] = 0
+
+    @classmethod
+    def applies(cls, ctx: EvalContext) -> bool:
+        return True
+
+    def __init__(self, ctx: EvalContext):
+        self.ctx = ctx
+
+    def update(self, batch: TranslatedBatch) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+METRIC_BLOCKS: list[type[MetricBlock]] = []
+
+
+def metric_block(cls: type[MetricBlock]) -> type[MetricBlock]:
+    """Register a block for every translator evaluation (in registration order)."""
+    METRIC_BLOCKS.append(cls)
+    return cls
+
+
+def _per_direction() -> dict[str, list]:
+    return {"a2b": [], "b2a": []}
+
+
+@metric_block
+class CycleBlock(MetricBlock):
+    """``cycle_l1_a`` / ``cycle_l1_b``: mean |F(G(a)) − a| and |G(F(b)) − b| on the [-1, 1] scale."""
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.l1 = _per_direction()
+
+    def update(self, batch):
+        if batch.rec is not None:
+            self.l1[batch.direction.name].append((batch.rec - batch.real).abs().flatten(1).mean(1).numpy())
+
+    def finish(self):
+        for d in self.ctx.directions:
+            if self.l1[d.name]:
+                l1 = np.concatenate(self.l1[d.name])
+                self.ctx.metrics[f"cycle_l1_{d.name[0]}"] = float(l1.mean())
+                self.ctx.score_for_grids(d.name, -l1, "cycle L1 (negated)", self.priority)
+
+
+@metric_block
+class ContentBlock(MetricBlock):
+    """``content_D``: edge-structure similarity of each translation's luminance edges to its input's
+    (:func:`gankit.metrics.content.edge_structure_similarity`; identity scores 1, noise ≈ 0), with its
+    bootstrap interval, beside what uniform noise scores (``content_noise_D``)."""
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.scores, self.noise = _per_direction(), _per_direction()
+        self.gen = torch.Generator().manual_seed(0)
+
+    def update(self, batch):
+        d = batch.direction.name
+        self.scores[d].append(edge_structure_similarity(batch.real, batch.fake).numpy())
+        self.noise[d].append(edge_structure_similarity(batch.real, make_garbage("uniform_noise", batch.fake,
+                                                                                 self.gen)).numpy())  # fmt: skip
+
+    def finish(self):
+        for d in self.ctx.directions:
+            s = np.concatenate(self.scores[d.name])
+            self.ctx.metrics[f"content_{d.name}"] = float(s.mean())
+            self.ctx.metrics[f"content_{d.name}_ci"] = list(bootstrap_interval(s, n_boot=BOOTSTRAP))
+            self.ctx.metrics[f"content_noise_{d.name}"] = float(np.concatenate(self.noise[d.name]).mean())
+
+
+@metric_block
+class DomainBlock(MetricBlock):
+    """The project's guarded domain classifier (A / B / neither): success rates with bootstrap
+    intervals, the share classified 'neither', classifier-feature FID/KID, improved precision/recall
+    (k = 3) against the real target test images, with garbage floors, the do-nothing floor and the
+    real ceiling of each."""
+
+    priority = 1
+
+    @classmethod
+    def applies(cls, ctx):
+        if ctx.train is None:
+            ctx.notes.append("no train split given (--dataset or --train-a/--train-b): classifier metrics skipped")
+        return ctx.train is not None
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        cfg = ctx.classifier_config
+        ctx.log(f"domain classifier ({cfg.image_size} px, A / B / neither): training or loading from cache")
+        train, test = ctx.train, ctx.test
+        self.clf = train_domain_classifier(train.source_a, train.source_b, test.source_a, test.source_b, test.name,
+                                           cfg, ctx.cache_dir)  # fmt: skip
+        ctx.report.info["classifier"] = classifier_info(self.clf)
+        ctx.metrics["classifier_test_accuracy"] = self.clf.test_accuracy
+        ctx.metrics["classifier_reliable"] = self.clf.reliable
+        if not self.clf.reliable:
+            ctx.notes.append(f"domain classifier test accuracy {self.clf.test_accuracy:.3f} < {RELIABLE_ACCURACY}: "
+                             "success rates and classifier FID/KID are unreliable")  # fmt: skip
+        self.s = cfg.image_size
+        self.fake = {d: ([], []) for d in ("a2b", "b2a")}  # (probabilities, features)
+        self.real = {d: ([], []) for d in ("a2b", "b2a")}
+        self.garbage = {d: {k: ([], []) for k in FLOOR_KINDS} for d in ("a2b", "b2a")}
+        self.gen = torch.Generator().manual_seed(1)
+
+    def _add(self, store: tuple[list, list], images: torch.Tensor) -> None:
+        p, f = self.clf.predict(tensor_to_uint8(images, self.s))
+        store[0].append(p)
+        store[1].append(f)
+
+    def update(self, batch):
+        d = batch.direction.name
+        self._add(self.fake[d], batch.fake)
+        self._add(self.real[d], batch.real)
+        for kind in FLOOR_KINDS:
+            self._add(self.garbage[d][kind], make_garbage(kind, batch.fake, self.gen))
+
+    def _real_features(self, source: ImageSource, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        store: tuple[list, list] = ([], [])
+        for x in stream(source, indices, self.ctx.size):
+            self._add(store, x)
+        return np.concatenate(store[0]), np.concatenate(store[1])
+
+    def finish(self):
+        m, notes, info = self.ctx.metrics, self.ctx.notes, self.ctx.report.info
+        floors: dict[str, Any] = {}
+        for d in self.ctx.directions:
+            name, target = d.name, d.target_class
+            p_fake, f_fake = (np.concatenate(v) for v in self.fake[name])
+            p_in, f_in = (np.concatenate(v) for v in self.real[name])
+            p_tt, f_tt = self._real_features(d.target_test, d.target_indices)
+            hits = (p_fake.argmax(1) == target).astype(np.float64)
+            m[f"success_{name}"] = float(hits.mean())
+            m[f"success_{name}_ci"] = list(bootstrap_interval(hits, n_boot=BOOTSTRAP))
+            m[f"neither_{name}"] = float((p_fake.argmax(1) == 2).mean()) if p_fake.shape[1] > 2 else None
+            m[f"floor_{name}"] = float((p_in.argmax(1) == target).mean())
+            distances(f"cls_{name}", f_fake, f_tt, m, notes)
+            pr = precision_recall(torch.from_numpy(f_tt), torch.from_numpy(f_fake), PR_K, n_boot=BOOTSTRAP)
+            m[f"precision_{name}"], m[f"recall_{name}"] = pr.precision, pr.recall
+            m[f"precision_{name}_ci"], m[f"recall_{name}_ci"] = list(pr.precision_interval), list(pr.recall_interval)
+            # garbage floors: the best any garbage reaches
+            kinds = {}
+            for kind, (ps, fs) in self.garbage[name].items():
+                p, f = np.concatenate(ps), np.concatenate(fs)
+                km: dict[str, Any] = {"success": float((p.argmax(1) == target).mean())}
+                distances("cls", f, f_tt, km, [])
+                km["precision"] = precision_recall(torch.from_numpy(f_tt), torch.from_numpy(f), PR_K).precision
+                kinds[kind] = km
+            floors[name] = kinds
+            m[f"garbage_floor_success_{name}"] = max(k["success"] for k in kinds.values())
+            m[f"garbage_floor_fid_cls_{name}"] = min(k["fid_cls"] for k in kinds.values())
+            m[f"garbage_floor_precision_{name}"] = max(k["precision"] for k in kinds.values())
+            # the real ceiling: real target images, test split against train split
+            m[f"real_ceiling_success_{name}"] = float((p_tt.argmax(1) == target).mean())
+            if d.target_train is not None:
+                train_idx = choose(len(d.target_train), len(d.target_indices))
+                _, f_tr = self._real_features(d.target_train, train_idx)
+                ceiling: dict[str, Any] = {}
+                distances("cls", f_tr, f_tt, ceiling, notes)
+                m[f"real_ceiling_fid_cls_{name}"] = ceiling["fid_cls"]
+                m[f"real_ceiling_precision_{name}"] = precision_recall(torch.from_numpy(f_tt), torch.from_numpy(f_tr),
+                                                                       PR_K).precision  # fmt: skip
+            if name == "a2b" or "fid_cls_floor" not in m:
+                distances("cls_floor", f_in, f_tt, m, notes)
+            target_p = p_fake[:, target]
+            self.ctx.score_for_grids(name, target_p, "P(target domain)", self.priority)
+        info["garbage_floors"] = floors
+        info["precision_recall"] = {"k": PR_K, "feature": "domain classifier penultimate layer"}
+        sizes = {d.name: (len(d.indices), len(d.target_indices)) for d in self.ctx.directions}
+        notes.append(
+            "FID is biased upward at small N (Chong & Forsyth 2020): compare FID figures only at equal set sizes "
+            f"(here translations vs real targets: {sizes}); KID is unbiased (its std over subsets is reported). "
+            f"Intervals are 95 % bootstrap percentile intervals ({BOOTSTRAP} resamples); precision/recall use k = "
+            f"{PR_K} neighbours."
+        )
+
+
+@metric_block
+class TruthBlock(MetricBlock):
+    """PSNR/SSIM of A→B translations against the true target images (CIFAR colorization), beside the
+    untranslated input's (the floor)."""
+
+    priority = 2
+
+    @classmethod
+    def applies(cls, ctx):
+        return any(d.truth is not None for d in ctx.directions)
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.scores: dict[str, list] = {"psnr": [], "ssim": [], "psnr_floor": [], "ssim_floor": []}
+
+    def update(self, batch):
+        d = batch.direction
+        if d.truth is None:
+            return
+        truth = to_unit_rgb(next(stream(d.truth, d.indices[batch.positions], self.ctx.size, len(batch.positions))))
+        out, inp = to_unit_rgb(batch.fake), to_unit_rgb(batch.real)
+        if out.shape != truth.shape:
+            return
+        self.scores["psnr"].append(psnr(out, truth).numpy())
+        self.scores["ssim"].append(ssim(out, truth).numpy())
+        self.scores["psnr_floor"].append(psnr(inp, truth).numpy())
+        self.scores["ssim_floor"].append(ssim(inp, truth).numpy())
+
+    def finish(self):
+        if not self.scores["psnr"]:
+            self.ctx.notes.append("translations and true images differ in shape: no PSNR/SSIM")
+            return
+        v = {k: np.concatenate(s) for k, s in self.scores.items()}
+        m = self.ctx.metrics
+        m["psnr_a2b"], m["ssim_a2b"] = float(np.minimum(v["psnr"], 100).mean()), float(v["ssim"].mean())
+        m["psnr_floor_a2b"], m["ssim_floor_a2b"] = (
+            float(np.minimum(v["psnr_floor"], 100).mean()),
+            float(v["ssim_floor"].mean()),
+        )
+        self.ctx.score_for_grids("a2b", v["psnr"], "PSNR", self.priority)
+
+
+def confident_threshold(probabilities: np.ndarray, keep: float = LABEL_KEEP) -> float:
+    """The confidence (highest class probability) that ``keep`` of these real images reach."""
+    return float(np.quantile(probabilities.max(1), 1.0 - keep))
+
+
+def label_scores(probs: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, float]:
+    """Plain accuracy, 'correct and confident' over all samples, and the share rejected as unsure."""
+    correct = probs.argmax(1) == np.asarray(labels)
+    sure = probs.max(1) >= threshold
+    return {"accuracy": float(correct.mean()), "confident": float((correct & sure).mean()),
+            "rejected": float((~sure).mean())}  # fmt: skip
+
+
+@metric_block
+class LabelBlock(MetricBlock):
+    """Digit label preservation: the target domain's digit classifier reads each translation, which
+    should keep its source label; the confident variant counts a translation only when the classifier is
+    at least as sure as it is on 99 % of real held-out digits."""
+
+    @classmethod
+    def applies(cls, ctx):
+        t, tr = ctx.test, ctx.train
+        return (tr is not None and t.test_a_truth is None
+                and all(s.labels is not None for s in (tr.source_a, tr.source_b, t.source_a, t.source_b)))  # fmt: skip
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.classifiers: dict[str, TrainedClassifier] = {}
+        self.fake, self.real = _per_direction(), _per_direction()
+        for d in ctx.directions:
+            ctx.log(f"label classifier of the {d.name} target domain: training or loading from cache")
+            self.classifiers[d.name] = train_label_classifier(d.target_train, d.target_test,
+                                                              f"{ctx.test.name}-{d.target_letter}",
+                                                              cache_dir=ctx.cache_dir)  # fmt: skip
+
+    def update(self, batch):
+        lc = self.classifiers[batch.direction.name]
+        s = lc.config.image_size
+        self.fake[batch.direction.name].append(lc.predict(tensor_to_uint8(batch.fake, s))[0])
+        self.real[batch.direction.name].append(lc.predict(tensor_to_uint8(batch.real, s))[0])
+
+    def finish(self):
+        m = self.ctx.metrics
+        for d in self.ctx.directions:
+            lc = self.classifiers[d.name]
+            real_targets = np.concatenate([lc.predict(tensor_to_uint8(x, lc.config.image_size))[0]
+                                           for x in stream(d.target_test, d.target_indices, None)])  # fmt: skip
+            threshold = confident_threshold(real_targets)
+            labels = np.asarray(d.source.labels)[d.indices]
+            fake = label_scores(np.concatenate(self.fake[d.name]), labels, threshold)
+            m[f"label_classifier_accuracy_{d.target_letter}"] = lc.test_accuracy
+            m[f"label_preservation_{d.name}"] = fake["accuracy"]
+            m[f"label_preservation_confident_{d.name}"] = fake["confident"]
+            m[f"label_rejected_share_{d.name}"] = fake["rejected"]
+            m[f"label_floor_{d.name}"] = label_scores(np.concatenate(self.real[d.name]), labels, threshold)["accuracy"]
+            self.ctx.report.info[f"label_threshold_{d.name}"] = threshold
+
+
+@metric_block
+class InceptionBlock(MetricBlock):
+    """FID/KID in Inception features against the real target test images, and IS when the file
+    gives logits (``--inception-weights``)."""
+
+    @classmethod
+    def applies(cls, ctx):
+        return ctx.inception is not None
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.feats, self.logits = _per_direction(), _per_direction()
+
+    def update(self, batch):
+        f, lg = self.ctx.inception(tensor_to_uint8(batch.fake, batch.fake.shape[-1]))
+        self.feats[batch.direction.name].append(f)
+        if lg is not None:
+            self.logits[batch.direction.name].append(lg)
+
+    def finish(self):
+        m, ext = self.ctx.metrics, self.ctx.inception
+        for d in self.ctx.directions:
+            real = np.concatenate([ext(tensor_to_uint8(x, x.shape[-1]))[0]
+                                   for x in stream(d.target_test, d.target_indices, self.ctx.size)])  # fmt: skip
+            distances(f"inception_{d.name}", np.concatenate(self.feats[d.name]), real, m, self.ctx.notes)
+            if self.logits[d.name]:
+                m[f"is_inception_{d.name}"], m[f"is_inception_{d.name}_std"] = inception_score(
+                    np.concatenate(self.logits[d.name])
+                )
+            else:
+                m[f"is_inception_{d.name}"] = None
+        if not any(self.logits.values()):
+            self.ctx.notes.append(f"Inception Score unavailable: {ext.logits_reason}")
+
+
+def classifier_info(c: TrainedClassifier) -> dict[str, Any]:
+    return {
+        "test_accuracy": c.test_accuracy,
+        "reliable": c.reliable,
+        "classes": c.class_names,
+        "garbage_accuracy": c.garbage_accuracy,
+        "cached": c.cached,
+        "train_seconds": round(c.train_seconds, 2),
+        "path": str(c.path) if c.path else None,
+        "config": vars(c.config) if hasattr(c.config, "__dict__") else str(c.config),
+    }
+
+
+def directions_of(model, test: DomainPair, train: DomainPair | None, max_images: int | None) -> list[Direction]:
+    have = tuple(getattr(model, "directions", ("a2b", "b2a")))
+    out = []
+    for name in ("a2b", "b2a"):
+        if name not in have:
+            continue
+        src, tgt = (test.source_a, test.source_b) if name == "a2b" else (test.source_b, test.source_a)
+        tgt_train = None if train is None else (train.source_b if name == "a2b" else train.source_a)
+        back = {"a2b": "b2a", "b2a": "a2b"}[name]
+        out.append(Direction(name, back if back in have else None, src, choose(len(src), max_images), tgt,
+                             choose(len(tgt), max_images), tgt_train,
+                             test.test_a_truth if name == "a2b" else None))  # fmt: skip
+    return out
+
+
+@torch.no_grad()
+def evaluate_model(
+    model,
+    test_pair: DomainPair,
+    out_dir: str | Path,
+    train_pair: DomainPair | None = None,
+    size: int | None = None,
+    max_images: int | None = None,
+    device: str | torch.device = "cpu",
+    cache_dir: str | Path | None = None,
+    inception_weights: str | Path | None = None,
+    classifier_config: ClassifierConfig | None = None,
+    batch_size: int = BATCH,
+    log: Log = lambda msg: None,
+    model_name: str = "",
+) -> dict[str, Any]:
+    """Score a translator (``generator(d)``, ``channels(d)``, ``directions``) on ``test_pair``, write
+    ``out_dir/report.json`` and ``report.html``, return the metrics. ``train_pair`` (the train split) is
+    needed for the classifier metrics; without it they are absent, with a note."""
+    device = torch.device(device)
+    model.eval()
+    size = size or getattr(model, "image_size", None) or model.config.size
+    for letter, have, want in zip("AB", (test_pair.channels_a, test_pair.channels_b), model.channels("a2b")):
+        if have != want:
+            raise ConfigError(f"domain {letter} of {test_pair.name} has {have} channel(s) but the model expects {want}")
+    rep = Report()
+    inception = InceptionExtractor(inception_weights, device=device) if inception_weights else None
+    ctx = EvalContext(model, test_pair, train_pair, size, device, Path(cache_dir) if cache_dir else None,
+                      classifier_config or ClassifierConfig(), inception, log, rep)  # fmt: skip
+    ctx.directions = directions_of(model, test_pair, train_pair, max_images)
+    rep.info.update(model=model_name, dataset=test_pair.name, size=size, device=str(device),
+                    **{f"test_images_{d.name[0]}": len(d.indices) for d in ctx.directions})  # fmt: skip
+    blocks = [cls(ctx) for cls in METRIC_BLOCKS if cls.applies(ctx)]
+    for d in ctx.directions:
+        log(f"translating {len(d.indices)} {d.name} test images at {size} px")
+        for start in range(0, len(d.indices), batch_size):
+            positions = np.arange(start, min(start + batch_size, len(d.indices)))
+            real = next(stream(d.source, d.indices[positions], size, len(positions)))
+            fake, rec = _translate(model, d, real, device)
+            batch = TranslatedBatch(d, positions, real, fake, rec)
+            for block in blocks:
+                block.update(batch)
+    for block in blocks:
+        block.finish()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for d in ctx.directions:
+        if d.name in ctx.grid_scores:
+            scores, name = ctx.grid_scores[d.name]
+            rep.grids += best_worst_grids(model, d, scores, name, size, device, out_dir)
+    return write_report(rep, out_dir)
+
+
+def _translate(model, d: Direction, real: torch.Tensor, device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    fake = translate_tensor(model.generator(d.name), real.to(device)).float().cpu()
+    rec = translate_tensor(model.generator(d.back), fake.to(device)).float().cpu() if d.back else None
+    return fake, rec
+
+
+def best_worst_grids(model, d: Direction, scores: np.ndarray, score_name: str, size: int, device,
+                     out_dir: Path) -> list[tuple[str, str]]:  # fmt: skip
+    """input | translated (| reconstructed) rows of the best and worst cases by ``scores``, translated
+    again from their files (only these few images are ever held at once)."""
+    from gankit.data.grid import make_grid
+    from gankit.io import save_image_atomic
+
+    k = min(GRID_CASES, len(scores) // 2) or min(1, len(scores))
+    order = np.argsort(-scores, kind="stable")
+    grids = []
+    for which, chosen in (("best", order[:k]), ("worst", order[::-1][:k])):
+        real = next(stream(d.source, d.indices[chosen], size, len(chosen)))
+        fake, rec = _translate(model, d, real, device)
+        rows = [[real[i], fake[i]] + ([rec[i]] if rec is not None else []) for i in range(len(chosen))]
+        labels = ["input", "translated"] + (["reconstructed"] if rec is not None else [])
+        file = f"grid_{d.name}_{which}.png"
+        save_image_atomic(make_grid(rows, labels, [f"{scores[i]:.3g}" for i in chosen]), out_dir / file)
+        grids.append((f"{d.name}: {which} {k} by {score_name}", file))
+    return grids
+
+
+def label_preservation(classifier: TrainedClassifier, images: torch.Tensor, labels) -> float:
+    """Share of ``images`` (uint8) whose predicted label equals ``labels`` (their sources' labels)."""
+    probs, _ = classifier.predict(images)
+    return float((probs.argmax(1) == np.asarray(labels)).mean())
