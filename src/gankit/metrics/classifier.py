@@ -185,6 +185,7 @@ def _subsample(n: int, cap: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(n, cap, replace=False)) if n > cap else np.arange(n)
 
 
+@torch.enable_grad()
 def fit(train_x: torch.Tensor, train_y: torch.Tensor, num_classes: int, config: ClassifierConfig) -> SmallCNN:
     """Train a :class:`SmallCNN` with Adam (cosine-decayed lr), random flips (``config.flip``) and random
     translations of up to 1/8 of the size (reflect padding), with a fixed seed."""

@@ -26,6 +26,7 @@ from gankit.metrics.classifier import ClassifierConfig, TrainedClassifier, train
 from gankit.metrics.evaluate import Report, finish_report
 from gankit.metrics.fid import feature_statistics, frechet_distance
 from gankit.metrics.registry import EvalRequest, register_evaluator
+from gankit.metrics.translation import confident_threshold, label_scores
 
 DIGIT_CLASSIFIER = ClassifierConfig(
     image_size=28, width=16, steps=3000, batch_size=64, lr=2e-3, flip=False, max_train_per_class=60000, seed=0
@@ -64,10 +65,11 @@ def fid_between(a: np.ndarray, b: np.ndarray) -> float:
     return frechet_distance(*feature_statistics(a), *feature_statistics(b))
 
 
-def _real_test(data_root, clf: TrainedClassifier) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+def _real_test(data_root, clf: TrainedClassifier) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, np.ndarray]:
+    """(test digits, their labels, classifier features, classifier probabilities)."""
     images, labels = mnist_tensors(data_root, "test")
-    _, feats = classify(clf, images)
-    return images, labels, feats
+    probs, feats = classify(clf, images)
+    return images, labels, feats, probs
 
 
 def _classifier_info(rep: Report, clf: TrainedClassifier) -> None:
@@ -85,6 +87,9 @@ def _classifier_info(rep: Report, clf: TrainedClassifier) -> None:
 
 DESCRIPTIONS = {
     "label_accuracy": "share of generated digits the digit classifier reads as the requested digit (↑)",
+    "label_accuracy_confident": "share read as the requested digit at least as surely as 99 % of real test digits "
+    "are read (↑)",
+    "label_rejected_share": "share the digit classifier reads less surely than 99 % of real test digits",
     "fid_cls": "Fréchet distance of digit-classifier features, generated vs the 10,000 real test digits (↓)",
     "classifier_test_accuracy": "the digit classifier's accuracy on the real MNIST test digits",
     "test_accuracy": "accuracy of the discriminator's class head on the 10,000 MNIST test digits (↑)",
@@ -110,7 +115,7 @@ def evaluate_cgan(
     rep = Report(title="gankit eval · conditional GAN on MNIST")
     clf = digit_classifier(data_root, cache_dir, classifier_config)
     _classifier_info(rep, clf)
-    _, real_labels, real_feats = _real_test(data_root, clf)
+    _, real_labels, real_feats, real_probs = _real_test(data_root, clf)
     log(f"generating {n} digits per class")
     labels = torch.arange(10).repeat_interleave(n)
     gen = torch.Generator().manual_seed(0)
@@ -118,6 +123,11 @@ def evaluate_cgan(
     probs, feats = classify(clf, fake)
     pred = torch.from_numpy(probs.argmax(1))
     rep.metrics["label_accuracy"] = float((pred == labels).double().mean())
+    threshold = confident_threshold(real_probs)
+    scores = label_scores(probs, labels.numpy(), threshold)
+    rep.metrics["label_accuracy_confident"] = scores["confident"]
+    rep.metrics["label_rejected_share"] = scores["rejected"]
+    rep.info["label_confidence_threshold"] = round(threshold, 4)
     rep.metrics["fid_cls"] = fid_between(feats, real_feats)
     for k in range(10):
         mask = (labels == k).numpy()

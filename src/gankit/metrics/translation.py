@@ -235,9 +235,9 @@ class ContentBlock(MetricBlock):
 @metric_block
 class DomainBlock(MetricBlock):
     """The project's guarded domain classifier (A / B / neither): success rates with bootstrap
-    intervals, the share classified 'neither', classifier-feature FID/KID, improved precision/recall
-    (k = 3) against the real target test images, with garbage floors, the do-nothing floor and the
-    real ceiling of each."""
+    intervals, the share classified 'neither', classifier-feature FID/KID against the real target
+    test images, improved precision/recall (k = 3) against those of them the classifier assigns to
+    the target domain, with garbage floors, the do-nothing floor and the real ceiling of each."""
 
     priority = 1
 
@@ -276,7 +276,7 @@ class DomainBlock(MetricBlock):
         self._add(self.fake[d], batch.fake)
         self._add(self.real[d], batch.real)
         for kind in FLOOR_KINDS:
-            self._add(self.garbage[d][kind], make_garbage(kind, batch.fake, self.gen))
+            self._add(self.garbage[d][kind], make_garbage(kind, batch.real, self.gen))
 
     def _real_features(self, source: ImageSource, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         store: tuple[list, list] = ([], [])
@@ -298,7 +298,11 @@ class DomainBlock(MetricBlock):
             m[f"neither_{name}"] = float((p_fake.argmax(1) == 2).mean()) if p_fake.shape[1] > 2 else None
             m[f"floor_{name}"] = float((p_in.argmax(1) == target).mean())
             distances(f"cls_{name}", f_fake, f_tt, m, notes)
-            pr = precision_recall(torch.from_numpy(f_tt), torch.from_numpy(f_fake), PR_K, n_boot=BOOTSTRAP)
+            # the target manifold: real target images the classifier assigns to the target domain (a real
+            # photo it takes for garbage or for the other domain is an outlier whose large k-NN sphere would
+            # cover garbage; Kynkäänniemi et al. 2019 §5 prune such spheres for the same reason)
+            support = torch.from_numpy(f_tt[p_tt.argmax(1) == target])
+            pr = precision_recall(support, torch.from_numpy(f_fake), PR_K, n_boot=BOOTSTRAP)
             m[f"precision_{name}"], m[f"recall_{name}"] = pr.precision, pr.recall
             m[f"precision_{name}_ci"], m[f"recall_{name}_ci"] = list(pr.precision_interval), list(pr.recall_interval)
             # garbage floors: the best any garbage reaches
@@ -307,7 +311,7 @@ class DomainBlock(MetricBlock):
                 p, f = np.concatenate(ps), np.concatenate(fs)
                 km: dict[str, Any] = {"success": float((p.argmax(1) == target).mean())}
                 distances("cls", f, f_tt, km, [])
-                km["precision"] = precision_recall(torch.from_numpy(f_tt), torch.from_numpy(f), PR_K).precision
+                km["precision"] = precision_recall(support, torch.from_numpy(f), PR_K).precision
                 kinds[kind] = km
             floors[name] = kinds
             m[f"garbage_floor_success_{name}"] = max(k["success"] for k in kinds.values())
@@ -321,8 +325,7 @@ class DomainBlock(MetricBlock):
                 ceiling: dict[str, Any] = {}
                 distances("cls", f_tr, f_tt, ceiling, notes)
                 m[f"real_ceiling_fid_cls_{name}"] = ceiling["fid_cls"]
-                m[f"real_ceiling_precision_{name}"] = precision_recall(torch.from_numpy(f_tt), torch.from_numpy(f_tr),
-                                                                       PR_K).precision  # fmt: skip
+                m[f"real_ceiling_precision_{name}"] = precision_recall(support, torch.from_numpy(f_tr), PR_K).precision
             if name == "a2b" or "fid_cls_floor" not in m:
                 distances("cls_floor", f_in, f_tt, m, notes)
             target_p = p_fake[:, target]
@@ -533,6 +536,10 @@ def evaluate_model(
     ctx.directions = directions_of(model, test_pair, train_pair, max_images)
     rep.info.update(model=model_name, dataset=test_pair.name, size=size, device=str(device),
                     **{f"test_images_{d.name[0]}": len(d.indices) for d in ctx.directions})  # fmt: skip
+    rep.metrics["classifier_test_accuracy"] = None  # every standard key is present, None when not measured
+    for d in ctx.directions:
+        for key in ("success", "floor", "fid_cls", "kid_cls"):
+            rep.metrics[f"{key}_{d.name}"] = None
     blocks = [cls(ctx) for cls in METRIC_BLOCKS if cls.applies(ctx)]
     for d in ctx.directions:
         log(f"translating {len(d.indices)} {d.name} test images at {size} px")
