@@ -26,6 +26,9 @@ def prefer_short_openmp_spin() -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     prefer_short_openmp_spin()
+    from gankit.runtime import bound_heap_growth
+
+    bound_heap_growth()  # large tensors mmapped: long runs and evaluations do not fragment the heap
     from gankit.cli import main as cli_main
 
     return cli_main(argv)

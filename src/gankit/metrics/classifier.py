@@ -73,7 +73,7 @@ class ClassifierConfig:
 
     image_size: int = 32
     width: int = 16
-    steps: int = 800
+    steps: int = 2400
     batch_size: int = 64
     lr: float = 2e-3
     flip: bool = True
