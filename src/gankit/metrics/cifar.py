@@ -30,9 +30,8 @@ from gankit.metrics.classifier import (
     tensor_to_uint8,
     train_label_classifier,
 )
-from gankit.metrics.evaluate import Report, finish_report
+from gankit.metrics.evaluate import Report, register_report_evaluator
 from gankit.metrics.fid import fid_from_features, kid
-from gankit.metrics.registry import EvalRequest, register_evaluator
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
@@ -160,14 +159,4 @@ def evaluate_progan(model, out_dir: Path, *, data_root, device, cache_dir: Path,
     return rep
 
 
-@register_evaluator("progan")
-def _evaluate_progan_run(model, request: EvalRequest) -> dict:
-    rep = evaluate_progan(
-        model,
-        request.out,
-        data_root=request.data_root,
-        device=request.device,
-        cache_dir=request.cache_dir,
-        log=request.log,
-    )
-    return finish_report(rep, model, request)
+register_report_evaluator("progan", evaluate_progan)

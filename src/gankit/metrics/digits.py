@@ -23,9 +23,8 @@ from gankit.data.images import uint8_to_unit
 from gankit.data.mnist import mnist_tensors, to_uint8
 from gankit.data.recipes import mnist_source, resolve_data_root
 from gankit.metrics.classifier import ClassifierConfig, TrainedClassifier, train_label_classifier
-from gankit.metrics.evaluate import Report, finish_report
+from gankit.metrics.evaluate import Report, register_report_evaluator
 from gankit.metrics.fid import feature_statistics, frechet_distance
-from gankit.metrics.registry import EvalRequest, register_evaluator
 from gankit.metrics.translation import confident_threshold, label_scores
 
 DIGIT_CLASSIFIER = ClassifierConfig(
@@ -188,27 +187,5 @@ def evaluate_sgan(
     return rep
 
 
-@register_evaluator("cgan")
-def _evaluate_cgan_run(model, request: EvalRequest) -> dict:
-    rep = evaluate_cgan(
-        model,
-        request.out,
-        data_root=request.data_root,
-        device=request.device,
-        cache_dir=request.cache_dir,
-        log=request.log,
-    )
-    return finish_report(rep, model, request)
-
-
-@register_evaluator("sgan")
-def _evaluate_sgan_run(model, request: EvalRequest) -> dict:
-    rep = evaluate_sgan(
-        model,
-        request.out,
-        data_root=request.data_root,
-        device=request.device,
-        cache_dir=request.cache_dir,
-        log=request.log,
-    )
-    return finish_report(rep, model, request)
+register_report_evaluator("cgan", evaluate_cgan)
+register_report_evaluator("sgan", evaluate_sgan)

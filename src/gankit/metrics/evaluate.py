@@ -41,7 +41,7 @@ from gankit.metrics.translation import choose, classifier_info, distances, evalu
 from gankit.runtime import bound_heap_growth
 
 __all__ = ["DESCRIPTIONS", "Report", "evaluate_folders", "evaluate_model", "evaluate_translator", "finish_report",
-           "format_table", "write_report"]  # fmt: skip
+           "format_table", "register_report_evaluator", "write_report"]  # fmt: skip
 
 
 @register_evaluator(TRANSLATOR)
@@ -72,6 +72,18 @@ def evaluate_translator(model, request: EvalRequest) -> dict[str, Any]:
     return evaluate_model(model, test, request.out, train, request.size, request.max_images, request.device,
                           request.cache_dir, request.inception_weights, request.classifier_config, log=request.log,
                           model_name=request.model_name)  # fmt: skip
+
+
+def register_report_evaluator(kind: str, evaluate) -> None:
+    """Register ``evaluate(model, out_dir, *, data_root, device, cache_dir, log) -> Report`` (a model
+    kind's own evaluation) as the evaluator of ``kind``; its report is written by :func:`finish_report`."""
+
+    def run(model, request: EvalRequest) -> dict[str, Any]:
+        rep = evaluate(model, request.out, data_root=request.data_root, device=request.device,
+                       cache_dir=request.cache_dir, log=request.log)  # fmt: skip
+        return finish_report(rep, model, request)
+
+    register_evaluator(kind)(run)
 
 
 def finish_report(rep: Report, model, request: EvalRequest) -> dict[str, Any]:
