@@ -158,3 +158,11 @@ def test_models_lists_every_kind(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert all(kind in out for kind in ("cyclegan", "cgan", "sgan", "progan"))
+
+
+def test_demo_runs_on_the_bundled_photos(tmp_path, capsys):
+    """The README's main job, shortened: it trains on data that ships with the install."""
+    run = tmp_path / "demo"
+    assert main(["demo", "--steps", "4", "--out", str(run), "--no-progress"]) == 0
+    assert (run / "model.safetensors").is_file() and (run / "index.html").is_file()
+    assert "demo" in capsys.readouterr().out

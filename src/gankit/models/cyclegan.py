@@ -24,6 +24,7 @@ from torch import nn
 from gankit.config import GANConfig, opt, option_error
 from gankit.data.loading import domain_pair, make_loader, resolve_config
 from gankit.data.streams import PositionedSource
+from gankit.data.transforms import PREPROCESS_CHOICES
 from gankit.errors import ConfigError
 from gankit.losses import GAN_LOSSES, AdversarialLoss, clip_weights, cycle_loss, gradient_penalty, identity_loss
 from gankit.models.base import Model, Translator, make_optimizer, set_requires_grad
@@ -56,8 +57,8 @@ class CycleGANConfig(GANConfig):
     load_size: int | None = opt(None, "resize images to this before cropping (default from the recipe)", group="data",
                                 ge=16)  # fmt: skip
     size: int | None = opt(None, "crop size in pixels (default from the recipe)", group="data", ge=16)
-    preprocess: str | None = opt(None, "resize_and_crop | crop | scale_width | none", group="data",
-                                 choices=("resize_and_crop", "crop", "scale_width", "none"))  # fmt: skip
+    preprocess: str | None = opt(None, "how images become crops (default from the recipe)", group="data",
+                                 choices=PREPROCESS_CHOICES)  # fmt: skip
     flip: bool = opt(True, "random horizontal flips", group="data")
     swap: bool = opt(False, "exchange domains A and B (train B→A as a2b)", group="data")
     serial_batches: bool = opt(False, "pair B by index instead of at random", group="data")
@@ -113,7 +114,8 @@ class CycleGANConfig(GANConfig):
             multiple = generator_size_multiple(self.generator, depth=self.unet_depth)
             if self.size % multiple:
                 raise option_error("size", self.size, f"--generator {self.generator} needs a multiple of {multiple}")
-            if self.load_size is not None and self.load_size < self.size and self.preprocess != "scale_width":
+            resizes = self.preprocess in (None, "resize_and_crop", "scale_shortside_and_crop")
+            if self.load_size is not None and self.load_size < self.size and resizes:
                 raise option_error("load_size", self.load_size, f"must be ≥ --size {self.size}")
         if self.kernel_size % 2 == 0:
             raise option_error("kernel_size", self.kernel_size, "expected an odd number")
