@@ -25,6 +25,15 @@ def shared_data() -> Path:
     return root
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny networks: one thread (as a run's ``threads: 1``) avoids OpenMP contention on small CPUs."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(autouse=True)
 def _small_threads():
     torch.manual_seed(0)

@@ -1,16 +1,11 @@
 import json
 
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """The companion-model tests use tiny networks: one thread avoids OpenMP contention on 2 cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_thread):
+    """The companion-model tests use tiny networks."""
 
 
 @pytest.fixture

@@ -88,7 +88,7 @@ def test_an_old_n_critic_checkpoint_between_generator_steps_is_refused(old_run, 
     state = torch.load(path, weights_only=True)
     state["step"] = 3
     atomic_torch_save(state, run / "checkpoints" / "step_0000005.pt")
-    with pytest.raises(CheckpointError, match=r"--n-critic 2.*step 3 is not a multiple of 2"):
+    with pytest.raises(CheckpointError, match=r"step_0000005\.pt: .*--n-critic 2.*step 3 is not a multiple of 2"):
         read_checkpoint(run / "checkpoints" / "step_0000005.pt")
     assert main(["train", "--resume", str(run), "--data-root", str(shared_data), "--no-progress"]) == 1
 

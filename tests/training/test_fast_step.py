@@ -19,12 +19,8 @@ from gankit.runtime import seed_everything
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks: one thread, as the runs' ``threads: 1`` gives, avoids contention on small CPUs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_thread):
+    """Tiny networks (the shared one-thread fixture)."""
 
 
 def _model(reference: bool, **fields) -> CycleGANModel:

@@ -306,11 +306,13 @@ class CycleGANModel(Model, Translator):
     exported = ("g_ab", "g_ba")
 
     def __init__(self, config: CycleGANConfig, device: torch.device, *, for_training: bool = True):
+        pair = None
         if config.channels_a is None or config.channels_b is None or config.size is None:
-            config = resolve_config(config, domain_pair(config, "train"))
+            pair = domain_pair(config, "train")
+            config = resolve_config(config, pair)
         super().__init__(config, device, for_training=for_training)
         self.nets = CycleGANNetworks(config, with_discriminators=for_training).to(device)
-        self.pair = None
+        self.pair = pair
         self._fixed: tuple[torch.Tensor, torch.Tensor] | None = None
         if for_training:
             g_params = [*self.nets.g_ab.parameters(), *self.nets.g_ba.parameters()]
@@ -337,7 +339,8 @@ class CycleGANModel(Model, Translator):
 
     def training_data(self) -> PositionedSource:
         c = self.config
-        self.pair = domain_pair(c, "train")
+        if self.pair is None:
+            self.pair = domain_pair(c, "train")
         data = "folders" if c.domain_a else c.dataset
         return PositionedSource(
             f"{data}: {self.pair.description or ''}".strip(": "),

@@ -61,6 +61,11 @@ def checkpoint_state(model: Model, step: int, data: Mapping[str, Any], rng: Mapp
     }
 
 
+class UnconvertibleCheckpoint(CheckpointError):
+    """A readable checkpoint of an older gankit that cannot be converted exactly (not a damaged file,
+    so no older checkpoint is tried in its place)."""
+
+
 def _split_prefixed(state: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
     nets: dict[str, dict[str, torch.Tensor]] = {}
     for key, value in state.items():
@@ -85,7 +90,7 @@ def upgrade_checkpoint(state: Any, source: str) -> dict[str, Any]:
         n_critic = int(config.get("n_critic", 1))
         if n_critic > 1:
             if step % n_critic:
-                raise CheckpointError(
+                raise UnconvertibleCheckpoint(
                     f"{source}: written by gankit 0.1.0 with --n-critic {n_critic}, when a step was one "
                     f"discriminator update; its step {step} is not a multiple of {n_critic}, so it cannot be "
                     "converted to generator steps exactly. Resume it with gankit 0.1.0, or use a checkpoint "
@@ -118,9 +123,9 @@ def newest_readable_checkpoint(run_dir: Path, *, log=None) -> tuple[Path, dict[s
     for _, path in reversed(ckpts):
         try:
             return path, read_checkpoint(path)
+        except UnconvertibleCheckpoint:
+            raise
         except CheckpointError as e:
-            if "cannot be converted" in str(e):
-                raise
             errors.append(str(e))
             if log is not None:
                 log(f"warning: skipping unreadable checkpoint: {e}")
