@@ -166,3 +166,40 @@ def test_demo_runs_on_the_bundled_photos(tmp_path, capsys):
     assert main(["demo", "--steps", "4", "--out", str(run), "--no-progress"]) == 0
     assert (run / "model.safetensors").is_file() and (run / "index.html").is_file()
     assert "demo" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["translate", "export", "eval"])
+def test_a_full_disk_stops_translate_export_and_eval_with_one_line(shared_data, tmp_path, monkeypatch, capsys,
+                                                                   command):  # fmt: skip
+    import errno
+    import os
+
+    from gankit.api import CycleGAN
+    from gankit.models.cyclegan import CycleGANConfig
+
+    model = CycleGAN(CycleGANConfig(channels_a=3, channels_b=3, size=32, ngf=4, blocks=1), with_discriminators=False)
+    weights = model.save_generators(tmp_path / "model.safetensors")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for src in sorted((shared_data / "apple2orange" / "testA").iterdir())[:3]:
+        Image.open(src).resize((64, 64)).save(photos / f"{src.stem}.png")
+    out = tmp_path / "out"
+    argv = {
+        "translate": ["translate", str(weights), str(photos), "--out", str(out)],
+        "export": ["export", str(weights), "--format", "torchscript", "--out", str(out / "g.pt")],
+        "eval": ["eval", "--real", str(photos), "--fake", str(photos), "--out", str(out)],
+    }[command]
+    real_write = os.write
+
+    def full_under_out(fd, data):
+        if os.readlink(f"/proc/self/fd/{fd}").startswith(str(out)):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", full_under_out)
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error" in line]  # progress lines aside
+    assert len(errors) == 1 and errors[0].startswith(f"gankit: error: {out}/") and "Traceback" not in err, err
+    assert "cannot write" in errors[0] and "No space left on device" in errors[0] and "bytes free" in errors[0]
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from gankit.config import add_config_arguments, config_from_args, read_yaml_options
-from gankit.errors import ConfigError, GankitError
+from gankit.errors import ConfigError, GankitError, Interrupted
 
 DEMO_PRESET = dict(ngf=32, ndf=32, blocks=6, steps=1000, sample_every=100, checkpoint_every=500, log_every=5,
                    keep_checkpoints=1)  # fmt: skip
@@ -362,6 +362,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"gankit: error: {e}", file=sys.stderr)
         return 2
+    except Interrupted as e:
+        print(f"gankit: {e}", file=sys.stderr)
+        return e.exit_status
     except GankitError as e:
         print(f"gankit: error: {e}", file=sys.stderr)
         return 1

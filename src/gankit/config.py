@@ -174,6 +174,8 @@ class RunConfig(ConfigIO):
     compile: bool = opt(False, "torch.compile the networks for the training step (inductor; needs a C++ compiler "
                         "on CPU; minutes of compilation at start, faster iterations after)", group="run")  # fmt: skip
     checkpoint_every: int = opt(1000, "steps between resumable checkpoints", group="run", ge=1)
+    checkpoint_minutes: float = opt(10.0, "also checkpoint when this many minutes have passed since the last "
+                                    "checkpoint (0 = by steps only)", group="run", ge=0)  # fmt: skip
     keep_checkpoints: int = opt(2, "how many of the newest checkpoints to keep", group="run", ge=1)
     sample_every: int = opt(200, "steps between sample grids", group="run", ge=1)
     log_every: int = opt(10, "steps between loss log rows", group="run", ge=1)

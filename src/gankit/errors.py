@@ -32,3 +32,32 @@ class ConfigError(GankitError):
 
 class TrainingDiverged(GankitError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class WriteError(GankitError, OSError):
+    """A file could not be written (full disk, quota, I/O error); the previous version of the file, if
+    any, is intact and no temporary file is left behind. Also an ``OSError``, as the error it replaces."""
+
+    def __init__(self, path: str | Path, needed: int, free: int | None, reason: str, hint: str = ""):
+        self.path, self.needed, self.free, self.reason = Path(path), needed, free, reason
+        room = f" ({free:,} bytes free)" if free is not None else ""
+        super().__init__(f"{self.path}: cannot write {needed:,} bytes: {reason}{room}" + (f"; {hint}" if hint else ""))
+
+    def with_hint(self, hint: str) -> WriteError:
+        return WriteError(self.path, self.needed, self.free, self.reason, hint)
+
+
+class DiskSpaceError(GankitError):
+    """The output folder's disk cannot hold what a run will write (checked before it starts)."""
+
+
+class Interrupted(GankitError):
+    """Training stopped on SIGTERM or SIGINT after saving a checkpoint; ``exit_status`` is 128 + signal."""
+
+    def __init__(self, message: str, signal_number: int):
+        self.signal_number = signal_number
+        super().__init__(message)
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signal_number

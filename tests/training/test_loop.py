@@ -126,7 +126,7 @@ def test_checkpoint_and_weights_schema(tmp_path):
     run = tmp_path / "run"
     state = safe_torch_load(list_checkpoints(run / "checkpoints")[-1][1])
     assert set(state) == {"format", "kind", "gankit_version", "config", "step", "networks", "optimizers", "scaler",
-                          "extra", "data", "rng"}  # fmt: skip
+                          "extra", "data", "rng", "checksum"}  # fmt: skip
     assert state["format"] == "gankit-checkpoint-2" and state["kind"] == KIND and state["step"] == 3
     assert set(state["networks"]) == set(state["optimizers"]) == {"g", "d"}
     assert state["config"]["width"] == 8 and state["extra"] == {}

@@ -71,20 +71,26 @@ class StreamSource:
 
 class PositionedSource:
     """Batches from an iterator that can be started at any position (e.g. a DataLoader over a
-    position-seeded sampler): the state is just the number of items consumed."""
+    position-seeded sampler): the state is the number of items consumed. Dict batches may carry a
+    ``"skipped"`` tensor: how many unreadable files (deleted or truncated since the run started) each
+    item replaced; their total is ``skipped_images``."""
 
     def __init__(self, description: str, start: Callable[[int], Iterator[Any]], items_per_batch: int):
         self.description, self._start, self._per_batch = description, start, items_per_batch
-        self.position, self._it = 0, None
+        self.position, self.skipped_images, self._it = 0, 0, None
 
     def next(self) -> Any:
         if self._it is None:
             self._it = self._start(self.position)
+        batch = next(self._it)
         self.position += self._per_batch
-        return next(self._it)
+        if isinstance(batch, dict) and "skipped" in batch:
+            self.skipped_images += int(torch.as_tensor(batch["skipped"]).sum())
+        return batch
 
     def state_dict(self) -> dict[str, Any]:
-        return {"position": self.position}
+        return {"position": self.position, "skipped_images": self.skipped_images}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.position, self._it = int(state.get("position", 0)), None
+        self.skipped_images = int(state.get("skipped_images", 0))

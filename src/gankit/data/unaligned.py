@@ -26,7 +26,8 @@ Transform = Callable[[Image.Image, np.random.Generator], torch.Tensor]
 
 
 class UnalignedDataset(torch.utils.data.Dataset):
-    """``{"A", "B", "A_name", "B_name"}`` items; ``len`` is ``max(|A|, |B|)`` as in the official code.
+    """``{"A", "B", "A_name", "B_name", "skipped"}`` items (``skipped``: unreadable files passed over);
+    ``len`` is ``max(|A|, |B|)`` as in the official code.
 
     An image that fails to decode is reported once (``BadImageWarning`` naming the file) and the
     next image of that domain is used instead, up to ``MAX_RETRIES`` times; with
@@ -64,12 +65,13 @@ class UnalignedDataset(torch.utils.data.Dataset):
     def _rng(self, index: int, stream: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, self.epoch, index, stream])
 
-    def _load(self, source: ImageSource, i: int) -> tuple[Image.Image, int]:
+    def _load(self, source: ImageSource, i: int) -> tuple[Image.Image, int, int]:
+        """The image at ``i`` or the next readable one: ``(image, index, files skipped)``."""
         n = len(source)
         for attempt in range(min(MAX_RETRIES, n)):
             j = (i + attempt) % n
             try:
-                return source.load(j), j
+                return source.load(j), j, attempt
             except ImageReadError as e:
                 if self.on_bad == "error":
                     raise
@@ -86,11 +88,12 @@ class UnalignedDataset(torch.utils.data.Dataset):
         ia = index % len(self.source_a)
         n_b = len(self.source_b)
         ib = index % n_b if self.serial_b else int(self._rng(index, 0).integers(n_b))
-        img_a, ia = self._load(self.source_a, ia)
-        img_b, ib = self._load(self.source_b, ib)
+        img_a, ia, skipped_a = self._load(self.source_a, ia)
+        img_b, ib, skipped_b = self._load(self.source_b, ib)
         return {
             "A": self.transform_a(img_a, self._rng(index, 1)),
             "B": self.transform_b(img_b, self._rng(index, 2)),
             "A_name": self.source_a.name(ia),
             "B_name": self.source_b.name(ib),
+            "skipped": skipped_a + skipped_b,
         }

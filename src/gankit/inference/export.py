@@ -97,10 +97,7 @@ def _check_out(out: Path) -> None:
 
 
 def _write(out: Path, data: bytes) -> Path:
-    try:
-        return atomic_write_bytes(out, data)
-    except OSError as e:
-        raise ExportError(f"{out}: cannot write export ({e.strerror or e})") from None
+    return atomic_write_bytes(out, data)  # a failure is a WriteError naming the file and the free space
 
 
 def _onnx_bytes(net: nn.Module, example: torch.Tensor, opset: int, dynamic: bool, meta: dict) -> bytes:

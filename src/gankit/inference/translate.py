@@ -20,7 +20,7 @@ from PIL import Image
 from torch import nn
 
 from gankit.data.images import convert_image, list_images, load_image, pil_to_tensor, tensor_to_pil
-from gankit.errors import GankitError
+from gankit.errors import GankitError, WriteError
 from gankit.inference.padding import pad_to_multiple
 from gankit.inference.tiled import (
     DEFAULT_RAM_BYTES,
@@ -248,8 +248,8 @@ def translate_paths(
                 outputs.append((out_dir / rel / f"{stem}_{direction}_roundtrip{suffix}", strip))
             for target, image in outputs:
                 result.written.append(atomic_write_bytes(target, encode_image(image, suffix)))
+        except WriteError:  # a full disk fails every file that follows: stop at the first
+            raise
         except GankitError as e:  # ImageReadError names the file itself
             result.failures.append((path, str(e)))
-        except OSError as e:  # e.g. the output folder is not writable
-            result.failures.append((path, f"{path}: {e}"))
     return result

@@ -23,6 +23,7 @@ from gankit.data.grid import make_grid
 from gankit.data.recipes import cifar_files, require_data, resolve_data_root
 from gankit.data.sources import FileSource
 from gankit.errors import ConfigError
+from gankit.io import save_image_atomic
 from gankit.metrics.classifier import (
     ClassifierConfig,
     TrainedClassifier,
@@ -147,10 +148,10 @@ def evaluate_progan(model, out_dir: Path, *, data_root, device, cache_dir: Path,
         res = model.resolution()
         rep.notes.append(f"the generator is still at {res}×{res}; its samples were upsampled to 32×32 for scoring")
     with torch.no_grad():
-        model.sample(n=64, seed=seed).save(out_dir / "samples.png")
-        model.sample(n=64, interpolate=True, seed=seed).save(out_dir / "interpolation.png")
+        save_image_atomic(model.sample(n=64, seed=seed), out_dir / "samples.png")
+        save_image_atomic(model.sample(n=64, interpolate=True, seed=seed), out_dir / "interpolation.png")
     reals = load_uint8(test, 32, range(64)).float().div(127.5).sub(1)
-    make_grid([list(reals[i : i + 8]) for i in range(0, 64, 8)], min_height=64).save(out_dir / "real.png")
+    save_image_atomic(make_grid([list(reals[i : i + 8]) for i in range(0, 64, 8)], min_height=64), out_dir / "real.png")
     rep.grids += [("generated samples", "samples.png"), ("latent interpolation (slerp)", "interpolation.png"),
                   ("real CIFAR-10 test images", "real.png")]  # fmt: skip
     for k, v in m.items():

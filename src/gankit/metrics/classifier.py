@@ -37,7 +37,7 @@ from gankit.errors import CheckpointError, DataError
 from gankit.io import atomic_write_text, load_safetensors, save_safetensors
 
 RELIABLE_ACCURACY = 0.95
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 GUARD = "neither"
 BICUBIC = Image.Resampling.BICUBIC
 

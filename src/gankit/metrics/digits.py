@@ -22,6 +22,7 @@ import torch
 from gankit.data.images import uint8_to_unit
 from gankit.data.mnist import mnist_tensors, to_uint8
 from gankit.data.recipes import mnist_source, resolve_data_root
+from gankit.io import save_image_atomic
 from gankit.metrics.classifier import ClassifierConfig, TrainedClassifier, train_label_classifier
 from gankit.metrics.evaluate import Report, register_report_evaluator
 from gankit.metrics.fid import feature_statistics, frechet_distance
@@ -139,7 +140,7 @@ def evaluate_cgan(
     rep.descriptions.update(DESCRIPTIONS)
     rep.info["samples"] = f"{n} generated digits per class ({10 * n} in all), z ~ N(0, I) with seed 0"
     grid = model.sample(n=100, seed=0)
-    grid.save(Path(out_dir) / "digits.png")
+    save_image_atomic(grid, Path(out_dir) / "digits.png")
     rep.grids.append(("one row per requested digit", "digits.png"))
     return rep
 
@@ -182,7 +183,7 @@ def evaluate_sgan(
         f"same discriminator network, cross-entropy on the labelled digits only, "
         f"{baseline_steps or c.baseline_steps} steps of batch {min(c.batch_size, c.labels)}"
     )
-    model.sample(n=100, seed=0).save(Path(out_dir) / "samples.png")
+    save_image_atomic(model.sample(n=100, seed=0), Path(out_dir) / "samples.png")
     rep.grids.append(("generator samples", "samples.png"))
     return rep
 

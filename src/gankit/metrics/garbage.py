@@ -33,6 +33,7 @@ __all__ = [
     "make_garbage",
     "patch_shuffle",
     "pink_noise",
+    "tinted_noise",
     "uniform_noise",
     "untrained_generator",
 ]
@@ -74,6 +75,22 @@ def low_frequency_noise(ref: torch.Tensor, gen: torch.Generator, cells: int = 4)
     n, c, h, w = ref.shape
     small = _rand(gen, n, c, cells, cells) * 2 - 1
     return _like(F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False), ref)
+
+
+def tinted_noise(ref: torch.Tensor, gen: torch.Generator, max_input_weight: float = 0.5) -> torch.Tensor:
+    """Pixel noise with a random colour cast and contrast per image, faintly mixed with the reference:
+    ``w·ref + (1 − w)·(μ + a·U(−1, 1))`` with per-channel ``μ ~ U(−0.7, 0.7)``, ``a ~ U(0.2, 1)`` and
+    ``w ~ U(0, max_input_weight)``. This is what an image-to-image GAN emits after a few updates: the
+    discriminator has pulled the colours towards the target domain before the generator has learned
+    any structure, so gray zero-mean noise alone does not teach a classifier to refuse it."""
+    _check(ref)
+    n, c = ref.shape[:2]
+    mean = _rand(gen, n, c, 1, 1) * 1.4 - 0.7
+    amplitude = _rand(gen, n, c, 1, 1) * 0.8 + 0.2
+    weight = _rand(gen, n, 1, 1, 1) * max_input_weight
+    noise = mean + amplitude * (_rand(gen, *ref.shape) * 2 - 1)
+    weight = weight.to(ref.device, ref.dtype)
+    return _like(weight * ref + (1 - weight) * noise.to(ref.device, ref.dtype), ref)
 
 
 def pink_noise(ref: torch.Tensor, gen: torch.Generator, exponent: float = 1.0) -> torch.Tensor:
@@ -180,6 +197,7 @@ GARBAGE_KINDS: dict[str, GarbageFn] = {
     "uniform_noise": uniform_noise,
     "gaussian_noise": gaussian_noise,
     "low_frequency_noise": low_frequency_noise,
+    "tinted_noise": tinted_noise,
     "pink_noise": pink_noise,
     "heavy_blur": heavy_blur,
     "patch_shuffle_4x4": partial(patch_shuffle, grid=4),

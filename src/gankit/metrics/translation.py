@@ -49,7 +49,7 @@ from gankit.runtime import bound_heap_growth
 
 GRID_CASES = 4
 BATCH = 16
-FLOOR_KINDS = ("uniform_noise", "pink_noise", "heavy_blur", "untrained_resnet", "untrained_unet")
+FLOOR_KINDS = ("uniform_noise", "tinted_noise", "pink_noise", "heavy_blur", "untrained_resnet", "untrained_unet")
 """Garbage whose scores are the floors of every report (noise, a blurred input, untrained generators)."""
 PR_K = 3
 BOOTSTRAP = 1000

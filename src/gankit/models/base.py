@@ -115,6 +115,11 @@ class Model(ABC):
     def load_extra_state(self, state: Mapping[str, Any]) -> None:
         del state
 
+    def extra_state_bytes(self) -> int:
+        """The most bytes :meth:`extra_state` will take in a checkpoint during the run (e.g. history
+        pools once full): the disk check before a run starts counts it."""
+        return nested_tensor_bytes(self.extra_state())
+
     def compile_for_training(self) -> None:
         """``--compile``: compile each network's forward in place (state-dict keys unchanged)."""
         for net in self.networks().values():
@@ -189,6 +194,17 @@ class Translator(ABC):
 def set_requires_grad(nets: Sequence[nn.Module], flag: bool) -> None:
     for net in nets:
         net.requires_grad_(flag)
+
+
+def nested_tensor_bytes(obj: Any) -> int:
+    """Total bytes of the tensors in a nest of dicts, lists and tuples."""
+    if torch.is_tensor(obj):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, Mapping):
+        return sum(nested_tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(nested_tensor_bytes(v) for v in obj)
+    return 0
 
 
 def make_optimizer(params, config: Any, lr: float) -> torch.optim.Optimizer:

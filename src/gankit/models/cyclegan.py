@@ -389,6 +389,11 @@ class CycleGANModel(Model, Translator):
             return {}
         return {"pool_a": self.pool_a.state_dict(), "pool_b": self.pool_b.state_dict()}
 
+    def extra_state_bytes(self) -> int:
+        c = self.config
+        per_image = c.size * c.size * 4  # float32 pixels of one channel
+        return c.pool_size * per_image * ((c.channels_a or 3) + (c.channels_b or 3)) if self.for_training else 0
+
     def load_extra_state(self, state) -> None:
         if self.for_training and "pool_a" in state:
             self.pool_a.load_state_dict(state["pool_a"], self.device)

@@ -5,7 +5,11 @@ Checkpoint (``checkpoints/step_*.pt``, read with ``torch.load(weights_only=True)
 
     {"format": "gankit-checkpoint-2", "kind", "gankit_version", "config", "step",
      "networks": {name: state_dict}, "optimizers": {name: state_dict}, "scaler",
-     "extra": model.extra_state(), "data": batch-source position, "rng": RNG states}
+     "extra": model.extra_state(), "data": batch-source position, "rng": RNG states,
+     "checksum": content_digest of everything else}
+
+The checksum is verified on load: a damaged file that still unpickles is refused like a truncated one
+(and :func:`newest_readable_checkpoint` falls back to an older checkpoint).
 
 ``model.safetensors``: tensors ``NETWORK.PARAMETER`` of the model's exported networks; metadata
 ``format = gankit-model-2``, ``kind``, ``config`` (JSON), ``extra`` (JSON), ``gankit_version``.
@@ -30,7 +34,7 @@ import torch
 
 from gankit.config import RunConfig
 from gankit.errors import CheckpointError
-from gankit.io import list_checkpoints, load_safetensors, safe_torch_load, save_safetensors
+from gankit.io import content_digest, list_checkpoints, load_safetensors, safe_torch_load, save_safetensors
 from gankit.models.base import Model
 from gankit.models.registry import model_class, model_kinds
 from gankit.runtime import resolve_device
@@ -46,7 +50,7 @@ TRAINING_CADENCES = ("steps", "checkpoint_every", "sample_every", "log_every")
 
 # --- checkpoints ------------------------------------------------------------------------------------------
 def checkpoint_state(model: Model, step: int, data: Mapping[str, Any], rng: Mapping[str, Any]) -> dict[str, Any]:
-    return {
+    state = {
         "format": CHECKPOINT_FORMAT,
         "kind": model.kind,
         "gankit_version": VERSION,
@@ -59,6 +63,7 @@ def checkpoint_state(model: Model, step: int, data: Mapping[str, Any], rng: Mapp
         "data": dict(data),
         "rng": dict(rng),
     }
+    return state | {"checksum": content_digest(state)}
 
 
 class UnconvertibleCheckpoint(CheckpointError):
@@ -80,6 +85,10 @@ def upgrade_checkpoint(state: Any, source: str) -> dict[str, Any]:
         raise CheckpointError(f"{source}: not a gankit training checkpoint")
     fmt = state.get("format")
     if fmt == CHECKPOINT_FORMAT:
+        if "checksum" in state:
+            body = {k: v for k, v in state.items() if k != "checksum"}
+            if content_digest(body) != state["checksum"]:
+                raise CheckpointError(f"{source}: damaged: its contents do not match the checksum written with it")
         return state
     if fmt == LEGACY_COMPANION_CHECKPOINT:
         extra = state.get("extra", {})

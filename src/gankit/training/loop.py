@@ -11,12 +11,20 @@ One step = ``model.batches_per_step`` batches (one per discriminator update, ``-
 from the model's batch source, then ``model.train_step``; the step counter counts generator updates
 for every model. Losses are checked for NaN/inf after every step; a non-finite loss stops the run
 before anything further is written, so the newest checkpoint is always a good one.
+
+Faults: before a run starts, the disk must hold its checkpoints and model; checkpoints are written
+every ``checkpoint_every`` steps and whenever ``checkpoint_minutes`` have passed since the last one;
+SIGTERM or SIGINT finishes the current step, writes a checkpoint and stops with
+:class:`~gankit.errors.Interrupted`; a failed write or a dead data-loading worker stops the run with
+one line naming what failed, the checkpoints already written intact.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,13 +35,14 @@ import yaml
 
 from gankit.config import RunConfig
 from gankit.data.streams import BatchSource
-from gankit.errors import CheckpointError, ConfigError, TrainingDiverged
-from gankit.io import atomic_torch_save, atomic_write_text, list_checkpoints, save_image_atomic
+from gankit.errors import CheckpointError, ConfigError, DataError, Interrupted, TrainingDiverged, WriteError
+from gankit.io import atomic_torch_save, atomic_write_text, free_bytes, list_checkpoints, save_image_atomic
 from gankit.models.base import Model
 from gankit.models.persist import checkpoint_state, make_config, newest_readable_checkpoint, save_weights
 from gankit.models.registry import model_class, model_kinds
 from gankit.runtime import configure_runtime, resolve_device, seed_everything
 from gankit.training.checkpoint import prune_checkpoints, rng_state, set_rng_state
+from gankit.training.preflight import check_disk_space
 
 
 @dataclass
@@ -76,6 +85,7 @@ def train(config: RunConfig, kind: str | None = None, *, progress: bool = True, 
         raise CheckpointError(f"{run_dir}: already holds a run; resume it with `gankit train --resume {run_dir}` "
                               "or choose another --out")  # fmt: skip
     model = _build(kind, config)
+    check_disk_space(model, run_dir)
     source = model.training_data()
     run_dir.mkdir(parents=True, exist_ok=True)
     write_run_config(run_dir, kind, model.config)
@@ -99,6 +109,7 @@ def resume(run_dir: str | Path, *, steps: int | None = None, data_root: str | No
         log(f"note: {path.name} was written by gankit {state['gankit_version']} ({state['converted_from']}); "
             f"its steps were converted to generator steps: step {state['step']} of {config.steps}")  # fmt: skip
     model = _build(kind, config)
+    check_disk_space(model, run_dir)
     source = model.training_data()
     step = _restore(model, source, state, str(path))
     write_run_config(run_dir, kind, model.config)
@@ -169,6 +180,65 @@ def next_batches(model: Model, source: BatchSource) -> list[Any]:
     return [source.next() for _ in range(model.batches_per_step)]
 
 
+class StopRequests:
+    """SIGTERM (schedulers, spot preemption) and SIGINT (Ctrl-C) become a request the loop honours
+    between steps: the current step finishes, a checkpoint is written, the run stops. A second
+    signal stops at once (every write is atomic, so nothing is left half-written)."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.signal_number: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame) -> None:
+        del frame
+        if self.signal_number is not None:
+            raise Interrupted(f"stopped at once by a second {signal.Signals(signum).name}", signum)
+        self.signal_number = signum
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signal_number).name if self.signal_number else ""
+
+    def __enter__(self) -> StopRequests:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def defer_worker_errors(self) -> None:
+        """torch's SIGCHLD handler raises a data-loading worker's death wherever the main thread is,
+        mid-step, where no consistent checkpoint can be written. With the default handler back, the
+        death surfaces at the next fetch instead (the loader checks its workers while it waits), between
+        two steps. The loader's handler is put back on exit."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        current = signal.getsignal(signal.SIGCHLD)
+        if current not in (signal.SIG_DFL, None):
+            self._previous.setdefault(signal.SIGCHLD, current)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+
+def _is_worker_death(e: BaseException) -> bool:
+    return isinstance(e, RuntimeError) and "DataLoader worker" in str(e)
+
+
+def _worker_died(run_dir: Path, step: int, e: RuntimeError) -> DataError:
+    reason = str(e).splitlines()[0].rstrip(". ")
+    return DataError(f"{run_dir}: a data-loading worker died near step {step + 1} ({reason}; killed by the OS, e.g. "
+                     f"for memory?); {_resume_hint(run_dir)}")  # fmt: skip
+
+
+def _resume_hint(run_dir: Path) -> str:
+    kept = list_checkpoints(run_dir / "checkpoints")
+    newest = f"newest checkpoint {kept[-1][1].name}; " if kept else ""
+    return f"{newest}resume with `gankit train --resume {run_dir}`"
+
+
 def _loop(model: Model, source: BatchSource, run_dir: Path, step: int, *, progress: bool, log) -> TrainResult:
     from tqdm import tqdm
 
@@ -179,58 +249,111 @@ def _loop(model: Model, source: BatchSource, run_dir: Path, step: int, *, progre
     losses.truncate_after(step)
     tensorboard = TensorBoardLogger(run_dir / "tensorboard") if c.tensorboard else None
     t0, waited, last = time.perf_counter(), 0.0, {}
+    saved_at, saved_step, sample_room_checked = time.monotonic(), step, False
     bar = tqdm(total=c.steps, initial=step, disable=not progress, unit="step", dynamic_ncols=True,
                desc=f"{model.kind} {run_dir.name}")  # fmt: skip
+
+    def checkpoint() -> Path:
+        nonlocal saved_at, saved_step
+        path = save_checkpoint(model, source, run_dir, step)
+        write_report(model, source, run_dir, step)
+        saved_at, saved_step = time.monotonic(), step
+        return path
+
     model.train()
     try:
-        while step < c.steps:
-            w = time.perf_counter()
-            batches = next_batches(model, source)
-            waited += time.perf_counter() - w
-            try:
-                terms = model.train_step(batches, step + 1)
-            except TrainingDiverged as e:
-                raise _diverged(run_dir, step + 1, str(e)) from None
-            model.precision.update()
-            step += 1
-            values = {k: float(v.detach() if torch.is_tensor(v) else v) for k, v in terms.items()}
-            bad = [k for k, v in values.items() if not math.isfinite(v)]
-            if bad:
-                raise _diverged(run_dir, step, "loss " + ", ".join(f"{k}={values[k]}" for k in bad))
-            final = step == c.steps
-            if step % c.log_every == 0 or final:
-                last = values
-                losses.append(step, values)
-                if tensorboard:
-                    tensorboard.scalars(step, values)
-                bar.set_postfix({k: f"{v:.3f}" for k, v in model.progress_terms(values).items()}, refresh=False)
-            bar.update(1)
-            if step % c.sample_every == 0 or final:
-                write_samples(model, run_dir, step)
-            if step % c.checkpoint_every == 0 or final:
-                save_checkpoint(model, source, run_dir, step)
-                write_report(model, source, run_dir, step)
+        with StopRequests() as stop:
+            while step < c.steps and stop.signal_number is None:
+                w = time.perf_counter()
+                position = source.state_dict()
+                try:
+                    batches = next_batches(model, source)
+                except RuntimeError as e:
+                    if not _is_worker_death(e):
+                        raise
+                    source.load_state_dict(position)
+                    if saved_step != step:
+                        checkpoint()
+                    if stop.signal_number is not None:
+                        break
+                    raise _worker_died(run_dir, step, e) from None
+                stop.defer_worker_errors()
+                waited += time.perf_counter() - w
+                try:
+                    terms = model.train_step(batches, step + 1)
+                except TrainingDiverged as e:
+                    raise _diverged(run_dir, step + 1, str(e)) from None
+                model.precision.update()
+                step += 1
+                values = {k: float(v.detach() if torch.is_tensor(v) else v) for k, v in terms.items()}
+                bad = [k for k, v in values.items() if not math.isfinite(v)]
+                if bad:
+                    raise _diverged(run_dir, step, "loss " + ", ".join(f"{k}={values[k]}" for k in bad))
+                final = step == c.steps
+                if step % c.log_every == 0 or final:
+                    last = values
+                    losses.append(step, values)
+                    if tensorboard:
+                        tensorboard.scalars(step, values)
+                    bar.set_postfix({k: f"{v:.3f}" for k, v in model.progress_terms(values).items()}, refresh=False)
+                bar.update(1)
+                if step % c.sample_every == 0 or final:
+                    grid = write_samples(model, run_dir, step)
+                    if not sample_room_checked:
+                        sample_room_checked = True
+                        _warn_if_samples_may_not_fit(grid, run_dir, step, c, log)
+                overdue = c.checkpoint_minutes > 0 and time.monotonic() - saved_at >= 60 * c.checkpoint_minutes
+                if step % c.checkpoint_every == 0 or final or overdue:
+                    checkpoint()
+            if stop.signal_number is not None and step < c.steps:
+                if saved_step != step:
+                    checkpoint()
+                raise Interrupted(f"stopped by {stop.name} at step {step} of {c.steps}; checkpoint "
+                                  f"{run_dir / 'checkpoints' / f'step_{step:07d}.pt'} written; resume with "
+                                  f"`gankit train --resume {run_dir}`", stop.signal_number)  # fmt: skip
+    except WriteError as e:
+        raise e.with_hint(f"earlier checkpoints are intact; free space, then {_resume_hint(run_dir)}") from None
+    except RuntimeError as e:  # torch reports a dead worker from its SIGCHLD handler, wherever the loop is
+        if not _is_worker_death(e):
+            raise
+        raise _worker_died(run_dir, step, e) from None
     finally:
         bar.close()
         if tensorboard:
             tensorboard.close()
     seconds = time.perf_counter() - t0
-    model_path = save_weights(model, run_dir / "model.safetensors")
-    write_report(model, source, run_dir, step)
     summary = {
         "kind": model.kind,
         "step": step,
         "seconds": round(seconds, 2),
         "data_wait_fraction": round(waited / max(seconds, 1e-9), 4),
+        "skipped_images": int(getattr(source, "skipped_images", 0)),
         "final_losses": last,
         "device": str(model.device),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
     }
-    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
+    try:
+        model_path = save_weights(model, run_dir / "model.safetensors")
+        write_report(model, source, run_dir, step)
+        atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
+    except WriteError as e:
+        raise e.with_hint(f"training finished and its last checkpoint is intact; free space, then "
+                          f"{_resume_hint(run_dir)} to write the model and report") from None  # fmt: skip
+    skipped = f"\n  skipped    : {summary['skipped_images']} unreadable image(s)" if summary["skipped_images"] else ""
     log(
         f"done: {step} steps in {seconds:.1f}s (waiting for data {100 * summary['data_wait_fraction']:.1f}% of the "
         f"time)\n  run folder : {run_dir}\n  report     : {run_dir / 'index.html'}\n  model      : {model_path}\n"
-        f"  samples    : {run_dir / 'samples'}\n  losses     : {run_dir / 'losses.png'}"
+        f"  samples    : {run_dir / 'samples'}\n  losses     : {run_dir / 'losses.png'}{skipped}"
     )
     return TrainResult(run_dir, step, model_path, seconds, summary["data_wait_fraction"], last)
+
+
+def _warn_if_samples_may_not_fit(grid: Path, run_dir: Path, step: int, c: RunConfig, log) -> None:
+    """Once the first grid of this process is written its size is known: warn when the grids still to
+    come may not fit on the disk (the checkpoints were checked before the run started)."""
+    still = math.ceil(max(0, c.steps - step) / c.sample_every)
+    needed, free = still * grid.stat().st_size, free_bytes(run_dir)
+    if free is not None and needed > free:
+        log(f"warning: {run_dir}: the {still} sample grids still to come need about {needed / 1e6:,.1f} MB, "
+            f"{free / 1e6:,.1f} MB are free; raise --sample-every or free space")  # fmt: skip

@@ -13,6 +13,7 @@ import html
 import io
 import json
 import math
+import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,8 +22,9 @@ from urllib.parse import quote
 
 import numpy as np
 
-from gankit.errors import GankitError
+from gankit.errors import GankitError, WriteError
 from gankit.io import atomic_write_bytes as write_bytes_atomic
+from gankit.io import free_bytes, write_all
 
 __all__ = [
     "LOSS_GROUPS",
@@ -127,8 +129,16 @@ class LossLog:
             w.writerow(["step", *self._keys])
         w.writerow([step, *(_fmt(values[k]) if k in values else "" for k in self._keys)])
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8", newline="") as f:
-            f.write(buf.getvalue())  # one write per row: a kill tears at most this line
+        row = buf.getvalue().encode("utf-8")
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            size = os.fstat(fd).st_size
+            write_all(fd, row)  # one write per row: a kill tears at most this line
+        except OSError as e:  # a full disk: cut the torn row off, keep the log as it was
+            os.ftruncate(fd, size)
+            raise WriteError(self.path, len(row), free_bytes(self.path.parent), e.strerror or str(e)) from None
+        finally:
+            os.close(fd)
         self._last_step = step
 
     def truncate_after(self, step: int | None) -> None:

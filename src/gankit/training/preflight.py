@@ -1,0 +1,66 @@
+"""Checks before a run writes anything, so that it does not fail hours in: will the output disk hold
+the checkpoints and the exported model?"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from gankit.errors import DiskSpaceError
+from gankit.io import free_bytes, list_checkpoints
+from gankit.models.base import Model, nested_tensor_bytes
+
+MARGIN = 4 << 20
+"""Room for config, losses, report pages and the serialisation overhead of each file."""
+
+
+@dataclass(frozen=True)
+class DiskBudget:
+    checkpoint: int
+    """Bytes of one checkpoint: networks, optimizer moments and the model's extra state at their
+    largest during the run."""
+    weights: int
+    """Bytes of model.safetensors."""
+    new_checkpoints: int
+    """Checkpoints that will be on disk at once beyond those already there (the newest is written
+    before the oldest is pruned)."""
+
+    @property
+    def needed(self) -> int:
+        return self.new_checkpoints * self.checkpoint + self.weights + MARGIN
+
+
+def _optimizer_state_bytes(opt) -> int:
+    """Bytes of an optimizer's state once every parameter has been stepped: Adam-family optimizers
+    keep two moments per parameter; others are counted as they are now."""
+    held = nested_tensor_bytes(list(opt.state.values()))
+    params = sum(p.numel() * p.element_size() for g in opt.param_groups for p in g["params"])
+    moments = 2 if "betas" in opt.defaults else 1
+    return max(held, moments * params)
+
+
+def disk_budget(model: Model, run_dir: Path) -> DiskBudget:
+    networks = sum(nested_tensor_bytes(net.state_dict()) for net in model.networks().values())
+    optimizers = sum(_optimizer_state_bytes(o) for o in model.optimizers().values())
+    checkpoint = networks + optimizers + model.extra_state_bytes()
+    exported = model.exported or tuple(model.networks())
+    weights = sum(nested_tensor_bytes(n.state_dict()) for k, n in model.networks().items() if k in exported)
+    present = len(list_checkpoints(run_dir / "checkpoints"))
+    keep = model.config.keep_checkpoints
+    return DiskBudget(checkpoint, weights, max(1, keep + 1 - present))
+
+
+def check_disk_space(model: Model, run_dir: Path) -> DiskBudget:
+    """Refuse to start when the disk under ``run_dir`` cannot hold the run's checkpoints and model
+    (:class:`~gankit.errors.DiskSpaceError`, one line with the sizes)."""
+    budget = disk_budget(model, run_dir)
+    free = free_bytes(run_dir)
+    if free is not None and free < budget.needed:
+        mb = 1 / 1e6
+        raise DiskSpaceError(
+            f"{run_dir}: not enough disk space: the run needs about {budget.needed * mb:,.1f} MB "
+            f"({budget.new_checkpoints} checkpoint(s) of {budget.checkpoint * mb:,.1f} MB, the model "
+            f"{budget.weights * mb:,.1f} MB and {MARGIN * mb:.1f} MB of logs), {free * mb:,.1f} MB are free; free "
+            "space, choose another --out or lower --keep-checkpoints"
+        )
+    return budget
