@@ -174,6 +174,8 @@ class RunConfig(ConfigIO):
     compile: bool = opt(False, "torch.compile the networks for the training step (inductor; needs a C++ compiler "
                         "on CPU; minutes of compilation at start, faster iterations after)", group="run")  # fmt: skip
     checkpoint_every: int = opt(1000, "steps between resumable checkpoints", group="run", ge=1)
+    memory_check: bool = opt(True, "refuse to start when the estimated peak memory exceeds the memory available "
+                              "(--no-memory-check: try anyway)", group="run")  # fmt: skip
     checkpoint_minutes: float = opt(10.0, "also checkpoint when this many minutes have passed since the last "
                                     "checkpoint (0 = by steps only)", group="run", ge=0)  # fmt: skip
     keep_checkpoints: int = opt(2, "how many of the newest checkpoints to keep", group="run", ge=1)

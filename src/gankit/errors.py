@@ -51,6 +51,10 @@ class DiskSpaceError(GankitError):
     """The output folder's disk cannot hold what a run will write (checked before it starts)."""
 
 
+class MemoryLimitError(GankitError):
+    """A run's estimated peak memory exceeds the memory available (checked before it starts)."""
+
+
 class Interrupted(GankitError):
     """Training stopped on SIGTERM or SIGINT after saving a checkpoint; ``exit_status`` is 128 + signal."""
 

@@ -66,6 +66,7 @@ from torch import nn
 from gankit.errors import GankitError
 from gankit.inference.padding import pad_to_multiple
 from gankit.nn.generators import ResnetBlock, ResnetGenerator
+from gankit.runtime import available_memory
 
 DEFAULT_RAM_BYTES = 256 * 2**20
 """Activations up to this size stay in memory while tiling; larger ones go to a temporary file."""
@@ -93,21 +94,6 @@ def parse_bytes(text: str | int) -> int:
         raise GankitError(f"cannot read memory size {text!r} (examples: 2.5G, 800M, 1073741824)")
     scale = 1024 ** "_kmgt".index(m.group(2).lower() or "_")
     return int(float(m.group(1)) * scale)
-
-
-def available_memory() -> int:
-    """Bytes of memory available to new work: ``MemAvailable`` of /proc/meminfo, else physical memory."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 8 * 2**30
 
 
 def default_memory_budget() -> int:

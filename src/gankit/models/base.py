@@ -115,6 +115,11 @@ class Model(ABC):
     def load_extra_state(self, state: Mapping[str, Any]) -> None:
         del state
 
+    def activation_bytes(self) -> int | None:
+        """Bytes autograd keeps for the backward pass of one training step, the bulk of training
+        memory at large image sizes (None: the model cannot tell, and no memory check is made)."""
+        return None
+
     def extra_state_bytes(self) -> int:
         """The most bytes :meth:`extra_state` will take in a checkpoint during the run (e.g. history
         pools once full): the disk check before a run starts counts it."""

@@ -389,6 +389,38 @@ class CycleGANModel(Model, Translator):
             return {}
         return {"pool_a": self.pool_a.state_dict(), "pool_b": self.pool_b.state_dict()}
 
+    def activation_bytes(self) -> int | None:
+        """Measured, not guessed: the tensors autograd saves for the generator update (the larger of the
+        two updates: both cycles and the identity passes) on one image at up to 64 px, scaled by pixels
+        and batch size (activations grow linearly with both). Weights saved by the convolutions are
+        not counted (they are already resident), nor is a storage saved twice; RNG and normalisation statistics
+        are left untouched."""
+        c = self.config
+        probe = min(c.size, 64)
+        seen = {p.untyped_storage().data_ptr() for p in self.nets.parameters()}
+        saved = 0
+
+        def count(t: torch.Tensor) -> torch.Tensor:
+            nonlocal saved
+            storage = t.untyped_storage()
+            if storage.data_ptr() not in seen:  # one tensor is often saved by two ops (conv in, relu out)
+                seen.add(storage.data_ptr())
+                saved += storage.nbytes()
+            return t
+
+        a = torch.zeros(1, c.channels_a or 3, probe, probe, device=self.device)
+        b = torch.zeros(1, c.channels_b or 3, probe, probe, device=self.device)
+        was_training = self.nets.training
+        self.nets.eval()
+        try:
+            hooks = torch.autograd.graph.saved_tensors_hooks(count, lambda t: t)
+            with torch.random.fork_rng(devices=[]), hooks, self.precision.autocast():
+                out = self.nets.cycle(a, b, identity=True)
+                self.nets.generator_loss(a, b, out)
+        finally:
+            self.nets.train(was_training)
+        return int(saved * (c.size / probe) ** 2 * c.batch_size)
+
     def extra_state_bytes(self) -> int:
         c = self.config
         per_image = c.size * c.size * 4  # float32 pixels of one channel

@@ -42,7 +42,7 @@ from gankit.models.persist import checkpoint_state, make_config, newest_readable
 from gankit.models.registry import model_class, model_kinds
 from gankit.runtime import configure_runtime, resolve_device, seed_everything
 from gankit.training.checkpoint import prune_checkpoints, rng_state, set_rng_state
-from gankit.training.preflight import check_disk_space
+from gankit.training.preflight import check_disk_space, check_memory
 
 
 @dataclass
@@ -86,6 +86,7 @@ def train(config: RunConfig, kind: str | None = None, *, progress: bool = True, 
                               "or choose another --out")  # fmt: skip
     model = _build(kind, config)
     check_disk_space(model, run_dir)
+    check_memory(model, log)
     source = model.training_data()
     run_dir.mkdir(parents=True, exist_ok=True)
     write_run_config(run_dir, kind, model.config)
@@ -110,6 +111,7 @@ def resume(run_dir: str | Path, *, steps: int | None = None, data_root: str | No
             f"its steps were converted to generator steps: step {state['step']} of {config.steps}")  # fmt: skip
     model = _build(kind, config)
     check_disk_space(model, run_dir)
+    check_memory(model, log)
     source = model.training_data()
     step = _restore(model, source, state, str(path))
     write_run_config(run_dir, kind, model.config)

@@ -1,14 +1,16 @@
 """Checks before a run writes anything, so that it does not fail hours in: will the output disk hold
-the checkpoints and the exported model?"""
+the checkpoints and the exported model, and will the training step fit in memory (the kernel's OOM
+killer ends a process with a silent SIGKILL)?"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from gankit.errors import DiskSpaceError
+from gankit.errors import DiskSpaceError, MemoryLimitError
 from gankit.io import free_bytes, list_checkpoints
 from gankit.models.base import Model, nested_tensor_bytes
+from gankit.runtime import available_memory, resident_memory
 
 MARGIN = 4 << 20
 """Room for config, losses, report pages and the serialisation overhead of each file."""
@@ -64,3 +66,45 @@ def check_disk_space(model: Model, run_dir: Path) -> DiskBudget:
             "space, choose another --out or lower --keep-checkpoints"
         )
     return budget
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    resident: int
+    """The process now: libraries, data, the networks' weights."""
+    gradients: int
+    optimizer: int
+    extra: int
+    activations: int
+
+    @property
+    def peak(self) -> int:
+        return self.resident + self.gradients + self.optimizer + self.extra + self.activations
+
+
+def estimate_memory(model: Model) -> MemoryEstimate | None:
+    """Peak memory of the training step, or None when the model cannot estimate its activations.
+    Measured against ``/usr/bin/time``'s peak RSS for CycleGAN (docs/reliability.md)."""
+    activations = model.activation_bytes()
+    if activations is None:
+        return None
+    params = sum(p.numel() * p.element_size() for net in model.networks().values() for p in net.parameters())
+    optimizers = sum(_optimizer_state_bytes(o) for o in model.optimizers().values())
+    return MemoryEstimate(resident_memory(), params, optimizers, model.extra_state_bytes(), activations)
+
+
+def check_memory(model: Model, log) -> MemoryEstimate | None:
+    """Refuse to start (:class:`~gankit.errors.MemoryLimitError`) when the estimated peak exceeds the
+    memory available, warn above 80 % of it; ``--no-memory-check`` turns the refusal into a warning."""
+    estimate = estimate_memory(model)
+    if estimate is None:
+        return None
+    available, gb = available_memory(), 1 / 2**30
+    c = model.config
+    what = (f"estimated peak memory {estimate.peak * gb:.1f} GiB (activations {estimate.activations * gb:.1f} GiB at "
+            f"batch {c.batch_size}), {available * gb:.1f} GiB available")  # fmt: skip
+    if estimate.peak > available and c.memory_check:
+        raise MemoryLimitError(f"{what}: the run would be killed by the OS; lower --batch-size or the image size, "
+                               "or pass --no-memory-check to try anyway")  # fmt: skip
+    log(f"warning: {what}: the run may be killed by the OS" if estimate.peak > 0.8 * available else f"memory: {what}")
+    return estimate
