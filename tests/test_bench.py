@@ -31,3 +31,14 @@ def test_infer_bench_and_cli_json():
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert len(rows) == 1 and rows[0]["s_per_iter"] > 0 and rows[0]["size"] == 32
     assert "winograd" in {r["chosen"] for r in rows[0]["conv_choices"]}
+
+
+def test_bench_train_on_two_processes_reports_throughput(shared_data, capsys):
+    import json
+
+    from gankit.cli import main
+
+    assert main(["bench", "train", "--size", "32", "--blocks", "1", "--ngf", "8", "--nproc", "2", "--iters", "2",
+                 "--warmup", "1", "--data-root", str(shared_data), "--json"]) == 0  # fmt: skip
+    row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert row["bench"] == "train-ranks" and row["ranks"] == 2 and row["images_per_s"] > 0 and row["threads"] >= 1

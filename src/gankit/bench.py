@@ -131,9 +131,45 @@ def bench_infer(
             "peak_rss_mb": peak_rss_mb(), **_environment(dev)}  # fmt: skip
 
 
+def bench_train_ranks(
+    *, nproc: int, data_root: str, size: int = 128, blocks: int = 9, ngf: int | None = None, batch_size: int = 1,
+    iters: int = 5, warmup: int = 2, conv_algorithms: str = "tuned",
+) -> dict[str, Any]:  # fmt: skip
+    """Throughput of real data-parallel training: ``gankit train cyclegan`` on apple2orange with
+    ``--nproc N`` (N = 1: one process with every core), run to ``warmup`` and to ``warmup + iters``
+    steps; the difference of the two runs' loop times is the steady-state time of ``iters`` steps
+    (start-up, data loading, first-step tuning and all-reduces of the warm-up cancel out)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    args = ["train", "cyclegan", "--dataset", "apple2orange", "--data-root", data_root, "--size", str(size),
+            "--blocks", str(blocks), "--batch-size", str(batch_size), "--conv-algorithms", conv_algorithms,
+            "--no-progress", "--sample-every", "1000000", "--checkpoint-every", "1000000", "--checkpoint-minutes",
+            "0", "--log-every", "1000000", "--workers", "0", "--pool-size", "0"]  # fmt: skip
+    if ngf:
+        args += ["--ngf", str(ngf)]
+    seconds = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for steps in (warmup, warmup + iters):
+            out = os.path.join(tmp, f"run{steps}")
+            cmd = [sys.executable, "-m", "gankit", *args, "--steps", str(steps), "--out", out]
+            if nproc > 1:
+                cmd += ["--nproc", str(nproc)]
+            subprocess.run(cmd, check=True, capture_output=True)
+            with open(os.path.join(out, "summary.json")) as f:
+                seconds.append(json.load(f)["seconds"])
+    per_step = max(seconds[1] - seconds[0], 1e-9) / iters
+    return {"bench": "train-ranks", "ranks": nproc, "size": size, "blocks": blocks, "batch_size": batch_size,
+            "s_per_iter": round(per_step, 4), "images_per_s": round(batch_size * nproc / per_step, 3),
+            "threads": max(1, (os.cpu_count() or 1) // nproc), "device": "cpu"}  # fmt: skip
+
+
 def format_rows(rows: list[dict[str, Any]]) -> str:
     """A plain-text table of benchmark rows (the JSON keeps every field)."""
-    known = ("bench", "size", "generator", "blocks", "batch_size", "s_per_iter", "images_per_s", "gflops",
+    known = ("bench", "ranks", "size", "generator", "blocks", "batch_size", "s_per_iter", "images_per_s", "gflops",
              "ms_per_image", "peak_rss_mb", "threads", "device")  # fmt: skip
     cols = [c for c in known if any(c in r for r in rows)]
 

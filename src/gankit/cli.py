@@ -15,6 +15,10 @@ DEMO_PRESET = dict(ngf=32, ndf=32, blocks=6, steps=1000, sample_every=100, check
 """Small enough to finish in under 5 minutes on 2 CPU cores, large enough to visibly learn."""
 
 
+NPROC_HELP = ("data-parallel training on N processes of this machine (starts torchrun for you; --batch-size is "
+              "per process)")  # fmt: skip
+
+
 def _add_train_parser(sub) -> None:
     p = sub.add_parser("train", help="train a model (or --resume a run)",
                        description="Train a model: `gankit train cyclegan --dataset apple2orange --out runs/a2o` "
@@ -25,6 +29,7 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--data-root", dest="resume_data_root", default=None,
                    help="with --resume: the run's data now lives in this folder")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--nproc", type=int, default=None, help=NPROC_HELP)
     models = p.add_subparsers(dest="model", metavar="MODEL")
     from gankit.models.registry import model_kinds
 
@@ -33,6 +38,7 @@ def _add_train_parser(sub) -> None:
         m.add_argument("--config", metavar="YAML", help="options from a YAML file (flags override it)")
         m.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
         m.add_argument("--no-progress", action="store_true", dest="no_progress_c", help="no progress bar")
+        m.add_argument("--nproc", type=int, default=None, dest="nproc_c", help=NPROC_HELP)
         add_config_arguments(m, cls.config_class)
 
 
@@ -105,6 +111,12 @@ def _add_bench_parser(sub) -> None:
                    help="train: CPU convolution algorithms (see `gankit train --help`)")  # fmt: skip
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--nproc", type=int, nargs="+", default=None,
+                   help="train: data-parallel throughput of real training on apple2orange with N processes "
+                   "(e.g. --nproc 1 2); --batch-size is per process")  # fmt: skip
+    p.add_argument(
+        "--data-root", default=None, help="with --nproc: data folder (default $GANKIT_DATA or ../shared/data)"
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
 
 
@@ -152,6 +164,14 @@ def cmd_train(args) -> int:
     from gankit.training.loop import resume, train
 
     progress = not (args.no_progress or getattr(args, "no_progress_c", False))
+    nproc = getattr(args, "nproc_c", None) or args.nproc
+    if nproc is not None:
+        if nproc < 1:
+            raise ConfigError(f"--nproc {nproc}: expected a number ≥ 1")
+        if nproc > 1:
+            from gankit.distributed import run_torchrun
+
+            return run_torchrun(nproc, _without_nproc(args.argv))
     if args.resume:
         if args.model:
             raise ConfigError("--resume RUN_DIR continues a run with its saved options; give no MODEL with it")
@@ -176,6 +196,18 @@ def cmd_train(args) -> int:
         return 0
     train(config, args.model, progress=progress)
     return 0
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
 
 
 def cmd_sample(args) -> int:
@@ -267,7 +299,24 @@ def cmd_bench(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = []
+    if args.nproc and args.what != "train":
+        raise ConfigError("--nproc: only `gankit bench train` runs on several processes")
     for size in args.size or [128 if args.what == "train" else 256]:
+        if args.what == "train" and args.nproc:
+            from gankit.bench import bench_train_ranks
+            from gankit.data.recipes import resolve_data_root
+
+            for n in args.nproc:
+                if n < 1:
+                    raise ConfigError(f"--nproc {n}: expected a number ≥ 1")
+                row = bench_train_ranks(nproc=n, data_root=str(resolve_data_root(args.data_root)), size=size,
+                                        blocks=args.blocks, ngf=args.ngf, batch_size=args.batch_size,
+                                        iters=args.iters, warmup=args.warmup,
+                                        conv_algorithms=args.conv_algorithms)  # fmt: skip
+                rows.append(row)
+                if args.json:
+                    print(json.dumps(row), flush=True)
+            continue
         if args.what == "train":
             row = bench_train(size=size, generator=args.generator, blocks=args.blocks, ngf=args.ngf,
                               batch_size=args.batch_size, iters=args.iters, warmup=args.warmup,
@@ -343,7 +392,9 @@ def main(argv: list[str] | None = None) -> int:
     except GankitError as e:  # e.g. a plugin that does not import
         print(f"gankit: error: {e}", file=sys.stderr)
         return 1
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     if args.version:
         from gankit.version import VERSION as __version__
 

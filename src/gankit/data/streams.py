@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 import torch
 
+from gankit.distributed import SINGLE, Shard
 from gankit.errors import ConfigError
 
 
@@ -27,20 +28,23 @@ class BatchSource(Protocol):
 
 class BatchStream:
     """Random minibatches from in-memory tensors, one shuffled epoch after another, with its own
-    generator (the global RNG is left alone)."""
+    generator (the global RNG is left alone). In a data-parallel run every rank draws the same global
+    batch of ``batch_size · world`` indices and keeps its own slice."""
 
-    def __init__(self, *tensors: torch.Tensor, batch_size: int, seed: int):
+    def __init__(self, *tensors: torch.Tensor, batch_size: int, seed: int, shard: Shard = SINGLE):
         if not tensors or len(tensors[0]) == 0:
             raise ConfigError("BatchStream needs at least one non-empty tensor")
-        self.tensors, self.batch_size = tensors, min(batch_size, len(tensors[0]))
+        self.tensors, self.shard = tensors, shard
+        self.global_batch = min(batch_size * shard.world, len(tensors[0]))
+        self.batch_size = self.global_batch // shard.world
         self.generator = torch.Generator().manual_seed(seed)
         self._order, self._pos = torch.empty(0, dtype=torch.long), 0
 
     def next(self) -> tuple[torch.Tensor, ...]:
-        if self._pos + self.batch_size > len(self._order):
+        if self._pos + self.global_batch > len(self._order):
             self._order, self._pos = torch.randperm(len(self.tensors[0]), generator=self.generator), 0
-        idx = self._order[self._pos : self._pos + self.batch_size]
-        self._pos += self.batch_size
+        idx = self.shard.take(self._order[self._pos : self._pos + self.global_batch])
+        self._pos += self.global_batch
         return tuple(t[idx] for t in self.tensors)
 
     def state_dict(self) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from torch import nn
 
 from gankit.config import RunConfig
 from gankit.data.streams import BatchSource
+from gankit.distributed import SINGLE, Shard, globalise_batch_norm
 from gankit.errors import CheckpointError, ConfigError, TrainingDiverged
 from gankit.runtime import autocast_dtype
 
@@ -32,8 +33,8 @@ class Precision:
     """Mixed precision for one model (``--amp``): an autocast context for forward passes and, for
     float16, a gradient scaler shared by the model's optimizers (its state is checkpointed)."""
 
-    def __init__(self, amp: str, device: torch.device):
-        self.device = device
+    def __init__(self, amp: str, device: torch.device, shard: Shard = SINGLE):
+        self.device, self.shard = device, shard
         self.dtype = autocast_dtype(amp, device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)
 
@@ -44,11 +45,19 @@ class Precision:
 
     def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
         """zero_grad, (scaled) backward, step: one optimizer update on ``loss``. A NaN or infinite
-        loss raises :class:`TrainingDiverged` before it can reach the weights."""
-        if not torch.isfinite(loss.detach()).all():
+        loss raises :class:`TrainingDiverged` before it can reach the weights. In a data-parallel
+        run the gradients are averaged over ranks first, and the loss with them, so that every rank
+        takes the same decision."""
+        if not self.shard.distributed and not torch.isfinite(loss.detach()).all():
             raise TrainingDiverged(f"a loss optimized by {type(optimizer).__name__} became {loss.detach().item()}")
         optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        if self.shard.distributed:
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            mean = self.shard.average_gradients(params, loss)
+            if not torch.isfinite(mean):
+                raise TrainingDiverged(f"a loss optimized by {type(optimizer).__name__} became {mean.item()} "
+                                       "(mean over ranks)")  # fmt: skip
         self.scaler.step(optimizer)
 
     def update(self) -> None:
@@ -70,9 +79,20 @@ class Model(ABC):
     exported: ClassVar[tuple[str, ...] | None] = None
     """Networks written to model.safetensors (None: all of :meth:`networks`)."""
 
+    shard: Shard = SINGLE
+    """Which part of each global batch this process trains on (see :mod:`gankit.distributed`): batch
+    sources take its slice, random draws go through ``shard.randn``/``randint``/``rand``."""
+
     def __init__(self, config: RunConfig, device: torch.device, *, for_training: bool = True):
         self.config, self.device, self.for_training = config, device, for_training
         self.precision = Precision(config.amp, device)
+
+    def use_shard(self, shard: Shard) -> None:
+        """Train as one rank of a data-parallel run (before :meth:`training_data`): batch norm then
+        normalises over the global batch and the optimizer steps average gradients over ranks."""
+        self.shard = self.precision.shard = shard
+        for net in self.networks().values():
+            globalise_batch_norm(net, shard)
 
     # --- what the loop needs ----------------------------------------------------------------------
     @abstractmethod

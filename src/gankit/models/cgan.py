@@ -96,7 +96,7 @@ class ConditionalGAN(Model):
 
     def training_data(self) -> StreamSource:
         images, labels = mnist_tensors(self.config.data_root, "train")
-        stream = BatchStream(images, labels, batch_size=self.config.batch_size, seed=self.config.seed)
+        stream = BatchStream(images, labels, batch_size=self.config.batch_size, seed=self.config.seed, shard=self.shard)
         return StreamSource(f"MNIST train: {len(images)} digits with labels", stream=stream)
 
     def describe(self) -> dict[str, str]:
@@ -109,10 +109,10 @@ class ConditionalGAN(Model):
     def _critic_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         c = self.config
         with torch.no_grad():
-            fake = self.G(torch.randn(len(x), c.z_dim, device=self.device), y)
+            fake = self.G(self.shard.randn(len(x), c.z_dim, device=self.device), y)
         fake_scores = self.D(fake, y)
         if c.mismatch:  # the fake half is split between generated digits and real digits under a wrong label
-            wrong = (y + torch.randint(1, NUM_CLASSES, y.shape, device=self.device)) % NUM_CLASSES
+            wrong = (y + self.shard.randint(1, NUM_CLASSES, len(y), device=self.device)) % NUM_CLASSES
             fake_scores = torch.cat([fake_scores, self.D(x, wrong)])
         loss = self.loss.d_loss(self.D(x, y), fake_scores)
         if c.gan_loss == "wgan-gp":
@@ -129,11 +129,11 @@ class ConditionalGAN(Model):
             self.precision.step(d_loss, opt_d)
             if c.gan_loss == "wgan":
                 clip_weights(self.D, c.clip)
-        y = torch.randint(NUM_CLASSES, (c.batch_size,), device=self.device)
+        y = self.shard.randint(0, NUM_CLASSES, c.batch_size, device=self.device)
         self.D.requires_grad_(False)  # the generator step needs no gradients for D's weights
         try:
             with self.precision.autocast():
-                fake = self.G(torch.randn(c.batch_size, c.z_dim, device=self.device), y)
+                fake = self.G(self.shard.randn(c.batch_size, c.z_dim, device=self.device), y)
                 g_loss = self.loss.g_loss(self.D(fake, y))
             self.precision.step(g_loss, opt_g)
         finally:

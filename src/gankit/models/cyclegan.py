@@ -342,11 +342,20 @@ class CycleGANModel(Model, Translator):
         if self.pair is None:
             self.pair = domain_pair(c, "train")
         data = "folders" if c.domain_a else c.dataset
+        global_batch = c.batch_size * self.shard.world
         return PositionedSource(
             f"{data}: {self.pair.description or ''}".strip(": "),
-            lambda position: iter(make_loader(c, self.pair, position // c.batch_size)),
-            items_per_batch=c.batch_size,
+            lambda position: iter(make_loader(c, self.pair, position // global_batch, self.shard)),
+            items_per_batch=global_batch,
         )
+
+    def use_shard(self, shard) -> None:
+        """Each rank keeps its own history pools (of its own fakes), seeded apart."""
+        super().use_shard(shard)
+        if self.for_training and shard.rank:
+            c = self.config
+            self.pool_a = ImagePool(c.pool_size, seed=c.seed + 7919 * shard.rank)
+            self.pool_b = ImagePool(c.pool_size, seed=c.seed + 1 + 7919 * shard.rank)
 
     def train_step(self, batches: Sequence[Any], step: int) -> dict[str, torch.Tensor]:
         c, m = self.config, self.nets

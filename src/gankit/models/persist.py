@@ -6,6 +6,7 @@ Checkpoint (``checkpoints/step_*.pt``, read with ``torch.load(weights_only=True)
     {"format": "gankit-checkpoint-2", "kind", "gankit_version", "config", "step",
      "networks": {name: state_dict}, "optimizers": {name: state_dict}, "scaler",
      "extra": model.extra_state(), "data": batch-source position, "rng": RNG states,
+     "ranks": [{"rng", "extra", "data"} of every rank] (data-parallel runs only; the top level holds rank 0's),
      "checksum": content_digest of everything else}
 
 The checksum is verified on load: a damaged file that still unpickles is refused like a truncated one
@@ -49,7 +50,8 @@ TRAINING_CADENCES = ("steps", "checkpoint_every", "sample_every", "log_every")
 
 
 # --- checkpoints ------------------------------------------------------------------------------------------
-def checkpoint_state(model: Model, step: int, data: Mapping[str, Any], rng: Mapping[str, Any]) -> dict[str, Any]:
+def checkpoint_state(model: Model, step: int, data: Mapping[str, Any], rng: Mapping[str, Any],
+                     ranks: list[dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
     state = {
         "format": CHECKPOINT_FORMAT,
         "kind": model.kind,
@@ -63,6 +65,8 @@ def checkpoint_state(model: Model, step: int, data: Mapping[str, Any], rng: Mapp
         "data": dict(data),
         "rng": dict(rng),
     }
+    if ranks is not None:
+        state["ranks"] = ranks
     return state | {"checksum": content_digest(state)}
 
 

@@ -180,12 +180,12 @@ class ProgressiveGAN(Model):
     def training_data(self) -> StreamSource:
         images, description = load_training_images(self.config.dataset, self.config.data_root)
         return StreamSource(description, stream=BatchStream(images, batch_size=self.config.batch_size,
-                                                            seed=self.config.seed))  # fmt: skip
+                                                            seed=self.config.seed, shard=self.shard))  # fmt: skip
 
     def _real_batch(self, batch, depth: int, alpha: float) -> torch.Tensor:
         x = uint8_to_unit(batch["stream"][0]).to(self.device)
         if self.config.flip and self.channels == 3:
-            flip = torch.rand(len(x)) < 0.5
+            flip = self.shard.rand(len(x)) < 0.5
             x = torch.where(flip.to(self.device)[:, None, None, None], x.flip(3), x)
         return real_at(x, depth, alpha, self.config.start_resolution)
 
@@ -201,7 +201,7 @@ class ProgressiveGAN(Model):
         self.G.requires_grad_(False)
         for batch in batches:
             real = self._real_batch(batch, depth, alpha)
-            z = torch.randn(len(real), c.latent_dim, device=self.device)
+            z = self.shard.randn(len(real), c.latent_dim, device=self.device)
             with torch.no_grad():
                 fake = self.G(z, depth, alpha)
             d_real, d_fake = self.D(real, depth, alpha), self.D(fake, depth, alpha)
@@ -218,7 +218,7 @@ class ProgressiveGAN(Model):
                 clip_effective_weights(self.D, c.clip)
         self.G.requires_grad_(True)
         self.D.requires_grad_(False)
-        z = torch.randn(c.batch_size, c.latent_dim, device=self.device)
+        z = self.shard.randn(c.batch_size, c.latent_dim, device=self.device)
         g_loss = self.loss.g_loss(self.D(self.G(z, depth, alpha), depth, alpha))
         self.precision.step(g_loss, self.opt_g)
         self.D.requires_grad_(True)

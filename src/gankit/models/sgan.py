@@ -275,8 +275,9 @@ class SemiSupervisedGAN(Model):
         x_lab, y_lab, _, x_unl = self.labelled_data(c.data_root)
         description = (f"MNIST train: {len(x_lab)} labelled digits ({len(x_lab) // NUM_CLASSES} per class, label "
                        f"seed {self.label_seed}) + {len(x_unl)} unlabelled")  # fmt: skip
-        return StreamSource(description, labelled=BatchStream(x_lab, y_lab, batch_size=c.batch_size, seed=c.seed),
-                            unlabelled=BatchStream(x_unl, batch_size=c.batch_size, seed=c.seed + 1))  # fmt: skip
+        labelled = BatchStream(x_lab, y_lab, batch_size=c.batch_size, seed=c.seed, shard=self.shard)
+        unlabelled = BatchStream(x_unl, batch_size=c.batch_size, seed=c.seed + 1, shard=self.shard)
+        return StreamSource(description, labelled=labelled, unlabelled=unlabelled)
 
     def describe(self) -> dict[str, str]:
         c = self.config
@@ -307,7 +308,7 @@ class SemiSupervisedGAN(Model):
             x_raw = x_unl
             x_lab, x_unl = self.augment(x_lab), self.augment(x_raw)
             with torch.no_grad():
-                fake = self.G(torch.randn(len(x_unl), c.z_dim, device=self.device))
+                fake = self.G(self.shard.randn(len(x_unl), c.z_dim, device=self.device))
             supervised = F.cross_entropy(self.D(x_lab), y_lab)
             unl_logits = self.D(x_unl)
             unsupervised = self.unsupervised_loss(unl_logits, self.D(fake))
@@ -325,7 +326,7 @@ class SemiSupervisedGAN(Model):
         self.update_average(step)
         self.D.requires_grad_(False)
         try:
-            fake = self.G(torch.randn(c.batch_size, c.z_dim, device=self.device))
+            fake = self.G(self.shard.randn(c.batch_size, c.z_dim, device=self.device))
             if c.generator_loss == "feature-matching":
                 with torch.no_grad():
                     target = self.D.features(x_unl).mean(0)

@@ -17,6 +17,12 @@ every ``checkpoint_every`` steps and whenever ``checkpoint_minutes`` have passed
 SIGTERM or SIGINT finishes the current step, writes a checkpoint and stops with
 :class:`~gankit.errors.Interrupted`; a failed write or a dead data-loading worker stops the run with
 one line naming what failed, the checkpoints already written intact.
+
+Data-parallel runs (``torchrun``, :mod:`gankit.distributed`) go through the same loop: every rank
+trains on its slice of each global batch; rank 0 alone writes the run folder, and its checkpoints
+hold every rank's own state (RNG streams, data position, history pools), gathered before writing.
+Decisions that must be taken together (stop on a signal, a checkpoint due by the clock, a
+non-finite loss) are agreed in one small all-reduce per step.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import yaml
 
 from gankit.config import RunConfig
 from gankit.data.streams import BatchSource
+from gankit.distributed import SINGLE, Shard, device_for, join, leave, threads_for
 from gankit.errors import CheckpointError, ConfigError, DataError, Interrupted, TrainingDiverged, WriteError
 from gankit.io import atomic_torch_save, atomic_write_text, free_bytes, list_checkpoints, save_image_atomic
 from gankit.models.base import Model
@@ -63,10 +70,11 @@ def kind_of(config: RunConfig) -> str:
     raise ConfigError(f"no registered model kind uses {type(config).__name__}")
 
 
-def _build(kind: str, config: RunConfig) -> Model:
-    configure_runtime(threads=config.threads, deterministic=config.deterministic)
+def _build(kind: str, config: RunConfig, shard: Shard = SINGLE) -> Model:
+    configure_runtime(threads=threads_for(shard, config.threads), deterministic=config.deterministic)
     seed_everything(config.seed)
-    model = model_class(kind)(config, resolve_device(config.device))
+    model = model_class(kind)(config, resolve_device(device_for(shard, config.device)))
+    model.use_shard(shard)
     if config.compile:
         model.compile_for_training()
     return model
@@ -76,50 +84,86 @@ def write_run_config(run_dir: Path, kind: str, config: RunConfig) -> None:
     atomic_write_text(run_dir / "config.yaml", yaml.safe_dump({"kind": kind, **config.to_dict()}, sort_keys=False))
 
 
+def _quiet_unless_main(shard: Shard, log):
+    return log if shard.is_main else (lambda *_: None)
+
+
+def restarted_by_torchrun() -> bool:
+    """torchrun ``--max-restarts`` started this process group again after a rank failed."""
+    import os
+
+    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
+
+
 def train(config: RunConfig, kind: str | None = None, *, progress: bool = True, log=print) -> TrainResult:
     """Start a new run of ``kind`` (default: the kind ``config`` belongs to) in ``config.out``; an
-    existing run folder is refused (use :func:`resume`)."""
+    existing run folder is refused (use :func:`resume`), except when torchrun restarts a failed
+    group, which then continues from the newest checkpoint."""
     kind = kind or kind_of(config)
     run_dir = Path(config.out)
-    if list_checkpoints(run_dir / "checkpoints"):
-        raise CheckpointError(f"{run_dir}: already holds a run; resume it with `gankit train --resume {run_dir}` "
-                              "or choose another --out")  # fmt: skip
-    model = _build(kind, config)
-    check_disk_space(model, run_dir)
-    check_memory(model, log)
-    source = model.training_data()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_run_config(run_dir, kind, model.config)
-    return _loop(model, source, run_dir, 0, progress=progress, log=log)
+    shard = join(config.device)
+    try:
+        if list_checkpoints(run_dir / "checkpoints"):
+            if restarted_by_torchrun():
+                return resume(run_dir, progress=progress, log=log)
+            raise CheckpointError(f"{run_dir}: already holds a run; resume it with `gankit train --resume {run_dir}` "
+                                  "or choose another --out")  # fmt: skip
+        log = _quiet_unless_main(shard, log)
+        model = _build(kind, config, shard)
+        if shard.is_main:
+            check_disk_space(model, run_dir)
+        check_memory(model, log)
+        source = model.training_data()
+        if shard.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_run_config(run_dir, kind, model.config)
+        return _loop(model, source, run_dir, 0, progress=progress and shard.is_main, log=log)
+    finally:
+        leave()
 
 
 def resume(run_dir: str | Path, *, steps: int | None = None, data_root: str | None = None, progress: bool = True,
            log=print) -> TrainResult:  # fmt: skip
     """Continue a run from its newest readable checkpoint (older ones are tried if it is corrupt),
-    optionally to a new total of ``steps`` or with its data moved to ``data_root``."""
+    optionally to a new total of ``steps`` or with its data moved to ``data_root``. A run may be
+    resumed with another number of ranks (each takes a saved rank's streams; the data order changes)."""
     run_dir = Path(run_dir)
-    path, state = newest_readable_checkpoint(run_dir, log=log)
-    overrides: dict[str, Any] = {"out": str(run_dir)}
-    if steps is not None:
-        overrides["steps"] = steps
-    if data_root is not None:
-        overrides["data_root"] = data_root
-    kind = state["kind"]
-    config = make_config(kind, state["config"], str(path), **overrides)
-    if "converted_from" in state:
-        log(f"note: {path.name} was written by gankit {state['gankit_version']} ({state['converted_from']}); "
-            f"its steps were converted to generator steps: step {state['step']} of {config.steps}")  # fmt: skip
-    model = _build(kind, config)
-    check_disk_space(model, run_dir)
-    check_memory(model, log)
-    source = model.training_data()
-    step = _restore(model, source, state, str(path))
-    write_run_config(run_dir, kind, model.config)
-    log(f"resuming {run_dir} from step {step} ({path.name})")
-    return _loop(model, source, run_dir, step, progress=progress, log=log)
+    shard = join("auto")
+    try:
+        log = _quiet_unless_main(shard, log)
+        path, state = newest_readable_checkpoint(run_dir, log=log)
+        overrides: dict[str, Any] = {"out": str(run_dir)}
+        if steps is not None:
+            overrides["steps"] = steps
+        if data_root is not None:
+            overrides["data_root"] = data_root
+        kind = state["kind"]
+        config = make_config(kind, state["config"], str(path), **overrides)
+        if "converted_from" in state:
+            log(f"note: {path.name} was written by gankit {state['gankit_version']} ({state['converted_from']}); "
+                f"its steps were converted to generator steps: step {state['step']} of {config.steps}")  # fmt: skip
+        model = _build(kind, config, shard)
+        if shard.is_main:
+            check_disk_space(model, run_dir)
+        check_memory(model, log)
+        source = model.training_data()
+        step = _restore(model, source, state, str(path), log)
+        if shard.is_main:
+            write_run_config(run_dir, kind, model.config)
+        log(f"resuming {run_dir} from step {step} ({path.name})")
+        return _loop(model, source, run_dir, step, progress=progress and shard.is_main, log=log)
+    finally:
+        leave()
 
 
-def _restore(model: Model, source: BatchSource, state: dict[str, Any], where: str) -> int:
+def _restore(model: Model, source: BatchSource, state: dict[str, Any], where: str, log=print) -> int:
+    shard = model.shard
+    own = {"rng": state["rng"], "extra": state.get("extra", {}), "data": state.get("data", {})}
+    saved_ranks = state.get("ranks") or [own]
+    if len(saved_ranks) != shard.world:
+        log(f"note: {where} was written by {len(saved_ranks)} rank(s), resuming with {shard.world}: each rank "
+            "takes a saved rank's random streams and pools; the order of the training images changes")  # fmt: skip
+    own = saved_ranks[shard.rank % len(saved_ranks)]
     try:
         for name, net in model.networks().items():
             net.load_state_dict(state["networks"][name])
@@ -127,18 +171,33 @@ def _restore(model: Model, source: BatchSource, state: dict[str, Any], where: st
             opt.load_state_dict(state["optimizers"][name])
         if state.get("scaler"):
             model.precision.scaler.load_state_dict(state["scaler"])
-        model.load_extra_state(state.get("extra", {}))
-        source.load_state_dict(state.get("data", {}))
-        set_rng_state(state["rng"])
+        model.load_extra_state(own["extra"])
+        if len(saved_ranks) == shard.world:
+            source.load_state_dict(own["data"])
+        else:  # the same global step, dealt out to the new number of ranks
+            source.load_state_dict({**own["data"], "position": int(state["step"]) * _global_batch(model)})
+        set_rng_state(own["rng"])
         return int(state["step"])
     except (KeyError, RuntimeError, ValueError) as e:
         raise CheckpointError(f"{where}: checkpoint does not fit this run's config ({e})") from None
 
 
-def save_checkpoint(model: Model, source: BatchSource, run_dir: Path, step: int) -> Path:
+def _global_batch(model: Model) -> int:
+    return int(getattr(model.config, "batch_size", 1)) * model.shard.world
+
+
+def save_checkpoint(model: Model, source: BatchSource, run_dir: Path, step: int) -> Path | None:
+    """Write the checkpoint of ``step`` (rank 0; every rank of a data-parallel run must call it, since
+    each sends its own state). Returns its path on rank 0, None on the others."""
+    shard = model.shard
+    ranks = None
+    if shard.distributed:
+        ranks = shard.gather_to_main({"rng": rng_state(), "extra": model.extra_state(), "data": source.state_dict()})
+        if not shard.is_main:
+            return None
     folder = run_dir / "checkpoints"
-    path = atomic_torch_save(checkpoint_state(model, step, source.state_dict(), rng_state()),
-                             folder / f"step_{step:07d}.pt")  # fmt: skip
+    state = checkpoint_state(model, step, source.state_dict(), rng_state(), ranks=ranks)
+    path = atomic_torch_save(state, folder / f"step_{step:07d}.pt")
     prune_checkpoints(folder, model.config.keep_checkpoints)
     return path
 
@@ -246,26 +305,28 @@ def _loop(model: Model, source: BatchSource, run_dir: Path, step: int, *, progre
 
     from gankit.training.report import LossLog, TensorBoardLogger
 
-    c = model.config
-    losses = LossLog(run_dir / "losses.csv")
-    losses.truncate_after(step)
-    tensorboard = TensorBoardLogger(run_dir / "tensorboard") if c.tensorboard else None
+    c, shard = model.config, model.shard
+    main = shard.is_main
+    losses = LossLog(run_dir / "losses.csv") if main else None
+    if losses:
+        losses.truncate_after(step)
+    tensorboard = TensorBoardLogger(run_dir / "tensorboard") if c.tensorboard and main else None
     t0, waited, last = time.perf_counter(), 0.0, {}
-    saved_at, saved_step, sample_room_checked = time.monotonic(), step, False
+    saved_at, saved_step, sample_room_checked, stopping = time.monotonic(), step, False, False
     bar = tqdm(total=c.steps, initial=step, disable=not progress, unit="step", dynamic_ncols=True,
                desc=f"{model.kind} {run_dir.name}")  # fmt: skip
 
-    def checkpoint() -> Path:
+    def checkpoint() -> None:
         nonlocal saved_at, saved_step
-        path = save_checkpoint(model, source, run_dir, step)
-        write_report(model, source, run_dir, step)
+        save_checkpoint(model, source, run_dir, step)
+        if main:
+            write_report(model, source, run_dir, step)
         saved_at, saved_step = time.monotonic(), step
-        return path
 
     model.train()
     try:
         with StopRequests() as stop:
-            while step < c.steps and stop.signal_number is None:
+            while step < c.steps and not stopping:
                 w = time.perf_counter()
                 position = source.state_dict()
                 try:
@@ -274,9 +335,10 @@ def _loop(model: Model, source: BatchSource, run_dir: Path, step: int, *, progre
                     if not _is_worker_death(e):
                         raise
                     source.load_state_dict(position)
-                    if saved_step != step:
+                    if saved_step != step and not shard.distributed:  # other ranks cannot join a checkpoint now
                         checkpoint()
                     if stop.signal_number is not None:
+                        stopping = True
                         break
                     raise _worker_died(run_dir, step, e) from None
                 stop.defer_worker_errors()
@@ -289,30 +351,34 @@ def _loop(model: Model, source: BatchSource, run_dir: Path, step: int, *, progre
                 step += 1
                 values = {k: float(v.detach() if torch.is_tensor(v) else v) for k, v in terms.items()}
                 bad = [k for k, v in values.items() if not math.isfinite(v)]
-                if bad:
-                    raise _diverged(run_dir, step, "loss " + ", ".join(f"{k}={values[k]}" for k in bad))
+                overdue = c.checkpoint_minutes > 0 and time.monotonic() - saved_at >= 60 * c.checkpoint_minutes
+                stopping, overdue, any_bad = shard.any([stop.signal_number is not None, overdue, bool(bad)])
+                if any_bad:
+                    what = ", ".join(f"{k}={values[k]}" for k in bad) or "on another rank"
+                    raise _diverged(run_dir, step, f"loss {what}")
                 final = step == c.steps
                 if step % c.log_every == 0 or final:
-                    last = values
-                    losses.append(step, values)
+                    last = values = shard.mean_values(values)
+                    if losses:
+                        losses.append(step, values)
                     if tensorboard:
                         tensorboard.scalars(step, values)
                     bar.set_postfix({k: f"{v:.3f}" for k, v in model.progress_terms(values).items()}, refresh=False)
                 bar.update(1)
-                if step % c.sample_every == 0 or final:
+                if main and (step % c.sample_every == 0 or final):
                     grid = write_samples(model, run_dir, step)
                     if not sample_room_checked:
                         sample_room_checked = True
                         _warn_if_samples_may_not_fit(grid, run_dir, step, c, log)
-                overdue = c.checkpoint_minutes > 0 and time.monotonic() - saved_at >= 60 * c.checkpoint_minutes
                 if step % c.checkpoint_every == 0 or final or overdue:
                     checkpoint()
-            if stop.signal_number is not None and step < c.steps:
+            if stopping and step < c.steps:
                 if saved_step != step:
                     checkpoint()
-                raise Interrupted(f"stopped by {stop.name} at step {step} of {c.steps}; checkpoint "
+                name, number = (stop.name, stop.signal_number) if stop.signal_number else ("another rank", 15)
+                raise Interrupted(f"stopped by {name} at step {step} of {c.steps}; checkpoint "
                                   f"{run_dir / 'checkpoints' / f'step_{step:07d}.pt'} written; resume with "
-                                  f"`gankit train --resume {run_dir}`", stop.signal_number)  # fmt: skip
+                                  f"`gankit train --resume {run_dir}`", number)  # fmt: skip
     except WriteError as e:
         raise e.with_hint(f"earlier checkpoints are intact; free space, then {_resume_hint(run_dir)}") from None
     except RuntimeError as e:  # torch reports a dead worker from its SIGCHLD handler, wherever the loop is
@@ -330,13 +396,17 @@ def _loop(model: Model, source: BatchSource, run_dir: Path, step: int, *, progre
         "seconds": round(seconds, 2),
         "data_wait_fraction": round(waited / max(seconds, 1e-9), 4),
         "skipped_images": int(getattr(source, "skipped_images", 0)),
+        "ranks": shard.world,
         "final_losses": last,
         "device": str(model.device),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
     }
+    model_path = run_dir / "model.safetensors"
+    if not main:
+        return TrainResult(run_dir, step, model_path, time.perf_counter() - t0, summary["data_wait_fraction"], last)
     try:
-        model_path = save_weights(model, run_dir / "model.safetensors")
+        model_path = save_weights(model, model_path)
         write_report(model, source, run_dir, step)
         atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
     except WriteError as e:

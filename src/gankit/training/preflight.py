@@ -100,11 +100,13 @@ def check_memory(model: Model, log) -> MemoryEstimate | None:
     if estimate is None:
         return None
     available, gb = available_memory(), 1 / 2**30
-    c = model.config
-    what = (f"estimated peak memory {estimate.peak * gb:.1f} GiB (activations {estimate.activations * gb:.1f} GiB at "
+    c, ranks = model.config, model.shard.local_world
+    peak = estimate.peak * ranks
+    on = f" for {ranks} ranks on this machine" if ranks > 1 else ""
+    what = (f"estimated peak memory {peak * gb:.1f} GiB{on} (activations {estimate.activations * gb:.1f} GiB at "
             f"batch {c.batch_size}), {available * gb:.1f} GiB available")  # fmt: skip
-    if estimate.peak > available and c.memory_check:
+    if peak > available and c.memory_check:
         raise MemoryLimitError(f"{what}: the run would be killed by the OS; lower --batch-size or the image size, "
                                "or pass --no-memory-check to try anyway")  # fmt: skip
-    log(f"warning: {what}: the run may be killed by the OS" if estimate.peak > 0.8 * available else f"memory: {what}")
+    log(f"warning: {what}: the run may be killed by the OS" if peak > 0.8 * available else f"memory: {what}")
     return estimate
