@@ -9,6 +9,9 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+FULL = os.environ.get("GANKIT_TESTS") == "full"
+"""``GANKIT_TESTS=full`` runs the ``slow`` end-to-end checks at their documented budgets; by default
+(and in CI) they run in a reduced form with a correspondingly lower bar."""
 
 
 def data_root() -> Path:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -14,6 +15,8 @@ from gankit.data.images import uint8_to_unit
 from gankit.data.mnist import mnist_tensors
 from gankit.metrics.classifier import ClassifierConfig
 from gankit.models.sgan import SemiSupervisedGAN, SGANConfig
+
+from ..conftest import FULL
 
 TINY_CLASSIFIER = ClassifierConfig(
     image_size=28, width=8, steps=150, batch_size=32, flip=False, max_train_per_class=3000
@@ -102,6 +105,8 @@ def test_evaluate_sgan_reports_both_accuracies(tiny_classifier, shared_data, tmp
 
 @pytest.mark.slow
 def test_default_digit_classifier_reaches_99_percent(shared_data, tmp_path):
+    """The default (3,000 steps) reaches 99 %; the reduced form trains a quarter of it (measured 0.988)."""
     torch.set_num_threads(1)
-    clf = digits.digit_classifier(shared_data, tmp_path)
-    assert clf.test_accuracy >= 0.99
+    config = digits.DIGIT_CLASSIFIER if FULL else dataclasses.replace(digits.DIGIT_CLASSIFIER, steps=750)
+    clf = digits.digit_classifier(shared_data, tmp_path, config)
+    assert clf.test_accuracy >= (0.99 if FULL else 0.98)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import threading
 import time
@@ -84,14 +85,13 @@ def write_run_config(run_dir: Path, kind: str, config: RunConfig) -> None:
     atomic_write_text(run_dir / "config.yaml", yaml.safe_dump({"kind": kind, **config.to_dict()}, sort_keys=False))
 
 
-def _quiet_unless_main(shard: Shard, log):
-    return log if shard.is_main else (lambda *_: None)
+def _quiet_unless_rank_0(log):
+    """Only rank 0 of a torchrun group talks (``RANK`` is set before the group is joined)."""
+    return log if int(os.environ.get("RANK", "0")) == 0 else (lambda *_: None)
 
 
 def restarted_by_torchrun() -> bool:
     """torchrun ``--max-restarts`` started this process group again after a rank failed."""
-    import os
-
     return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
 
 
@@ -101,25 +101,12 @@ def train(config: RunConfig, kind: str | None = None, *, progress: bool = True, 
     group, which then continues from the newest checkpoint."""
     kind = kind or kind_of(config)
     run_dir = Path(config.out)
-    shard = join(config.device)
-    try:
-        if list_checkpoints(run_dir / "checkpoints"):
-            if restarted_by_torchrun():
-                return resume(run_dir, progress=progress, log=log)
-            raise CheckpointError(f"{run_dir}: already holds a run; resume it with `gankit train --resume {run_dir}` "
-                                  "or choose another --out")  # fmt: skip
-        log = _quiet_unless_main(shard, log)
-        model = _build(kind, config, shard)
-        if shard.is_main:
-            check_disk_space(model, run_dir)
-        check_memory(model, log)
-        source = model.training_data()
-        if shard.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            write_run_config(run_dir, kind, model.config)
-        return _loop(model, source, run_dir, 0, progress=progress and shard.is_main, log=log)
-    finally:
-        leave()
+    if list_checkpoints(run_dir / "checkpoints"):
+        if restarted_by_torchrun():
+            return resume(run_dir, progress=progress, log=log)
+        raise CheckpointError(f"{run_dir}: already holds a run; resume it with `gankit train --resume {run_dir}` "
+                              "or choose another --out")  # fmt: skip
+    return _start(kind, config, run_dir, None, progress=progress, log=_quiet_unless_rank_0(log))
 
 
 def resume(run_dir: str | Path, *, steps: int | None = None, data_root: str | None = None, progress: bool = True,
@@ -127,30 +114,38 @@ def resume(run_dir: str | Path, *, steps: int | None = None, data_root: str | No
     """Continue a run from its newest readable checkpoint (older ones are tried if it is corrupt),
     optionally to a new total of ``steps`` or with its data moved to ``data_root``. A run may be
     resumed with another number of ranks (each takes a saved rank's streams; the data order changes)."""
-    run_dir = Path(run_dir)
-    shard = join("auto")
+    run_dir, log = Path(run_dir), _quiet_unless_rank_0(log)
+    path, state = newest_readable_checkpoint(run_dir, log=log)
+    overrides: dict[str, Any] = {"out": str(run_dir)}
+    if steps is not None:
+        overrides["steps"] = steps
+    if data_root is not None:
+        overrides["data_root"] = data_root
+    kind = state["kind"]
+    config = make_config(kind, state["config"], str(path), **overrides)
+    if "converted_from" in state:
+        log(f"note: {path.name} was written by gankit {state['gankit_version']} ({state['converted_from']}); "
+            f"its steps were converted to generator steps: step {state['step']} of {config.steps}")  # fmt: skip
+    return _start(kind, config, run_dir, (path, state), progress=progress, log=log)
+
+
+def _start(kind: str, config: RunConfig, run_dir: Path, checkpoint: tuple[Path, dict[str, Any]] | None, *,
+           progress: bool, log) -> TrainResult:  # fmt: skip
+    """Join the process group (if torchrun started us), build the model, check disk and memory, load
+    the data, restore ``checkpoint`` if given, and run the loop."""
+    shard = join(config.device)
     try:
-        log = _quiet_unless_main(shard, log)
-        path, state = newest_readable_checkpoint(run_dir, log=log)
-        overrides: dict[str, Any] = {"out": str(run_dir)}
-        if steps is not None:
-            overrides["steps"] = steps
-        if data_root is not None:
-            overrides["data_root"] = data_root
-        kind = state["kind"]
-        config = make_config(kind, state["config"], str(path), **overrides)
-        if "converted_from" in state:
-            log(f"note: {path.name} was written by gankit {state['gankit_version']} ({state['converted_from']}); "
-                f"its steps were converted to generator steps: step {state['step']} of {config.steps}")  # fmt: skip
         model = _build(kind, config, shard)
         if shard.is_main:
             check_disk_space(model, run_dir)
         check_memory(model, log)
         source = model.training_data()
-        step = _restore(model, source, state, str(path), log)
+        step = _restore(model, source, checkpoint[1], str(checkpoint[0]), log) if checkpoint else 0
         if shard.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
             write_run_config(run_dir, kind, model.config)
-        log(f"resuming {run_dir} from step {step} ({path.name})")
+        if checkpoint:
+            log(f"resuming {run_dir} from step {step} ({checkpoint[0].name})")
         return _loop(model, source, run_dir, step, progress=progress and shard.is_main, log=log)
     finally:
         leave()
@@ -372,6 +367,8 @@ def _loop(model: Model, source: BatchSource, run_dir: Path, step: int, *, progre
                         _warn_if_samples_may_not_fit(grid, run_dir, step, c, log)
                 if step % c.checkpoint_every == 0 or final or overdue:
                     checkpoint()
+                if not shard.distributed:  # a signal during the writes above: stop now (ranks agree next step)
+                    stopping = stopping or stop.signal_number is not None
             if stopping and step < c.steps:
                 if saved_step != step:
                     checkpoint()
