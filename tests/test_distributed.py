@@ -214,7 +214,8 @@ def test_sgan_and_progan_train_on_two_ranks_in_lockstep(shared_data, tmp_path, k
                         "--batch-size", "4"]}[kind]  # fmt: skip
     out = tmp_path / kind
     run(gankit("train", kind, *extra, "--data-root", str(shared_data), "--steps", "4", "--threads", "1",
-               "--no-progress", "--nproc", "2", "--out", str(out)))  # fmt: skip
+               "--lr-scaling", "linear", "--warmup-steps", "2", "--no-progress", "--nproc", "2",
+               "--out", str(out)))  # fmt: skip
     state = read_checkpoint(out / "checkpoints" / "step_0000004.pt")
     a, b = state["ranks"]
     assert torch.equal(a["rng"]["torch"], b["rng"]["torch"]) and a["data"].keys() == b["data"].keys()

@@ -152,6 +152,9 @@ def read_yaml_options(path: str | Path) -> dict[str, Any]:
     return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 
+LR_SCALINGS = ("none", "linear", "sqrt")
+
+
 @dataclass
 class RunConfig(ConfigIO):
     """The options of a run, whatever the model: where the data is, how long and how to run, and
@@ -206,6 +209,11 @@ class GANConfig(RunConfig):
     lr_d: float | None = opt(None, "discriminator learning rate (default --lr)", group="optim", gt=0)
     beta1: float = opt(0.5, "Adam β1", group="optim", ge=0, lt=1)
     beta2: float = opt(0.999, "Adam β2", group="optim", ge=0, lt=1)
+    lr_scaling: str = opt("none", "data-parallel runs: multiply the learning rates by the number of processes "
+                          "(linear, Goyal et al. 2017) or by its square root (sqrt)", choices=LR_SCALINGS,
+                          group="optim")  # fmt: skip
+    warmup_steps: int = opt(0, "ramp the learning rates linearly up to their value over this many steps",
+                            group="optim", ge=0)  # fmt: skip
 
 
 @dataclass

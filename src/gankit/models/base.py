@@ -35,6 +35,8 @@ class Precision:
 
     def __init__(self, amp: str, device: torch.device, shard: Shard = SINGLE):
         self.device, self.shard = device, shard
+        self.lr_factor = 1.0
+        """Multiplies every learning rate at each update (global-batch scaling and warm-up, set by the loop)."""
         self.dtype = autocast_dtype(amp, device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)
 
@@ -58,7 +60,17 @@ class Precision:
             if not torch.isfinite(mean):
                 raise TrainingDiverged(f"a loss optimized by {type(optimizer).__name__} became {mean.item()} "
                                        "(mean over ranks)")  # fmt: skip
-        self.scaler.step(optimizer)
+        if self.lr_factor == 1.0:
+            self.scaler.step(optimizer)
+            return
+        rates = [group["lr"] for group in optimizer.param_groups]
+        for group in optimizer.param_groups:
+            group["lr"] *= self.lr_factor
+        try:
+            self.scaler.step(optimizer)
+        finally:
+            for group, lr in zip(optimizer.param_groups, rates):
+                group["lr"] = lr
 
     def update(self) -> None:
         """Once per training step, after every optimizer update of it."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 def lr_factor(
     step: int, total_steps: int, kind: str = "linear", *, decay_start: float = 0.5, time_decay: float = 0.0
@@ -23,6 +25,16 @@ def lr_factor(
             return 1.0
         return max(0.0, 1.0 - (step - start) / max(1, total_steps - start))
     raise ValueError(f"unknown schedule {kind!r}")
+
+
+def global_batch_factor(scaling: str, ranks: int, warmup_steps: int, step: int) -> float:
+    """Multiplier of every learning rate at ``step`` (1-based) for a global batch of ``ranks`` times
+    the batch the rates were tuned for: ``linear`` scales by ``ranks`` (Goyal et al. 2017, "Accurate,
+    large minibatch SGD"), ``sqrt`` by its square root (Krizhevsky 2014), ``none`` leaves them; a
+    warm-up ramps the multiplier linearly from 1/warmup_steps of it to all of it over the first
+    ``warmup_steps`` steps (a pure function of the step, so resume stays exact)."""
+    target = {"none": 1.0, "linear": float(ranks), "sqrt": math.sqrt(ranks)}[scaling]
+    return target * min(1.0, step / warmup_steps) if warmup_steps > 0 else target
 
 
 def set_lr(optimizer, lr: float) -> None:

@@ -48,6 +48,7 @@ from gankit.io import atomic_torch_save, atomic_write_text, free_bytes, list_che
 from gankit.models.base import Model
 from gankit.models.persist import checkpoint_state, make_config, newest_readable_checkpoint, save_weights
 from gankit.models.registry import model_class, model_kinds
+from gankit.models.schedules import global_batch_factor
 from gankit.runtime import configure_runtime, resolve_device, seed_everything
 from gankit.training.checkpoint import prune_checkpoints, rng_state, set_rng_state
 from gankit.training.preflight import check_disk_space, check_memory
@@ -338,6 +339,8 @@ def _loop(model: Model, source: BatchSource, run_dir: Path, step: int, *, progre
                     raise _worker_died(run_dir, step, e) from None
                 stop.defer_worker_errors()
                 waited += time.perf_counter() - w
+                model.precision.lr_factor = global_batch_factor(getattr(c, "lr_scaling", "none"), shard.world,
+                                                                getattr(c, "warmup_steps", 0), step + 1)  # fmt: skip
                 try:
                     terms = model.train_step(batches, step + 1)
                 except TrainingDiverged as e:
