@@ -111,15 +111,6 @@ class Shard:
         return {k: v / self.world for k, v in zip(values, t.tolist())}
 
     @_collective
-    def gather(self, obj: Any) -> list[Any]:
-        """Every rank's ``obj`` (tensors and plain values), on every rank."""
-        if not self.distributed:
-            return [obj]
-        out: list[Any] = [None] * self.world
-        dist.all_gather_object(out, obj)
-        return out
-
-    @_collective
     def gather_to_main(self, obj: Any) -> list[Any] | None:
         """Every rank's ``obj`` (tensors and plain values) as a list on rank 0, None on the others.
         Sent as ``torch.save`` bytes and read back with ``weights_only=True``."""
@@ -130,15 +121,6 @@ class Shard:
         out: list[Any] | None = [None] * self.world if self.is_main else None
         dist.gather_object(buf.getvalue(), out, dst=0)
         return [torch.load(io.BytesIO(b), weights_only=True) for b in out] if out is not None else None
-
-    @_collective
-    def broadcast(self, obj: Any) -> Any:
-        """Rank 0's ``obj`` on every rank."""
-        if not self.distributed:
-            return obj
-        box = [obj if self.is_main else None]
-        dist.broadcast_object_list(box, src=0)
-        return box[0]
 
     def average_gradients(self, parameters: Iterable[nn.Parameter], loss: torch.Tensor) -> torch.Tensor:
         """Average the gradients of ``parameters`` over ranks in one flat all-reduce and return the

@@ -238,7 +238,8 @@ def test_a_disk_too_small_for_the_checkpoints_is_refused_before_anything_is_writ
     run = tmp_path / "run"
     assert main(_args(shared_data, "cyclegan", run, 4)) == 1
     line = _last_line(capsys.readouterr().err)
-    assert "not enough disk space" in line and "3.0 MB are free" in line and "checkpoint(s) of" in line
+    assert line.startswith(f"gankit: error: {run}: not enough disk space") and "3.0 MB are free" in line
+    assert "checkpoint(s) of" in line
     assert not run.exists()
 
 

@@ -96,10 +96,6 @@ def _check_out(out: Path) -> None:
         raise ExportError(f"{out}: output folder {parent} is not writable")
 
 
-def _write(out: Path, data: bytes) -> Path:
-    return atomic_write_bytes(out, data)  # a failure is a WriteError naming the file and the free space
-
-
 def _onnx_bytes(net: nn.Module, example: torch.Tensor, opset: int, dynamic: bool, meta: dict) -> bytes:
     try:
         import onnx
@@ -174,7 +170,7 @@ def export_generator(
         data = _onnx_bytes(net, example, opset, dynamic, meta)
     else:
         data = _torchscript_bytes(net, example, meta)
-    return _write(out, data)
+    return atomic_write_bytes(out, data)  # a failure is a WriteError naming the file and the free space
 
 
 def read_export_metadata(path: str | Path) -> dict:

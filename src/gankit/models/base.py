@@ -33,8 +33,11 @@ class Precision:
     """Mixed precision for one model (``--amp``): an autocast context for forward passes and, for
     float16, a gradient scaler shared by the model's optimizers (its state is checkpointed)."""
 
-    def __init__(self, amp: str, device: torch.device, shard: Shard = SINGLE):
-        self.device, self.shard = device, shard
+    shard: Shard = SINGLE
+    """The rank whose gradients are averaged with the others' (set by :meth:`Model.use_shard`)."""
+
+    def __init__(self, amp: str, device: torch.device):
+        self.device = device
         self.lr_factor = 1.0
         """Multiplies every learning rate at each update (global-batch scaling and warm-up, set by the loop)."""
         self.dtype = autocast_dtype(amp, device)

@@ -319,8 +319,7 @@ class CycleGANModel(Model, Translator):
             d_params = [*self.nets.d_a.parameters(), *self.nets.d_b.parameters()]
             self._optimizers = {"G": make_optimizer(g_params, config, config.lr),
                                 "D": make_optimizer(d_params, config, config.lr_d or config.lr)}  # fmt: skip
-            self.pool_a = ImagePool(config.pool_size, seed=config.seed)
-            self.pool_b = ImagePool(config.pool_size, seed=config.seed + 1)
+            self._new_pools(rank=0)
 
     # --- Model ---------------------------------------------------------------------------------------
     def networks(self) -> dict[str, nn.Module]:
@@ -353,9 +352,12 @@ class CycleGANModel(Model, Translator):
         """Each rank keeps its own history pools (of its own fakes), seeded apart."""
         super().use_shard(shard)
         if self.for_training and shard.rank:
-            c = self.config
-            self.pool_a = ImagePool(c.pool_size, seed=c.seed + 7919 * shard.rank)
-            self.pool_b = ImagePool(c.pool_size, seed=c.seed + 1 + 7919 * shard.rank)
+            self._new_pools(shard.rank)
+
+    def _new_pools(self, rank: int) -> None:
+        c = self.config
+        self.pool_a = ImagePool(c.pool_size, seed=c.seed + 7919 * rank)
+        self.pool_b = ImagePool(c.pool_size, seed=c.seed + 1 + 7919 * rank)
 
     def train_step(self, batches: Sequence[Any], step: int) -> dict[str, torch.Tensor]:
         c, m = self.config, self.nets
