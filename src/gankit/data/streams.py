@@ -92,6 +92,14 @@ class PositionedSource:
             self.skipped_images += int(torch.as_tensor(batch["skipped"]).sum())
         return batch
 
+    def close(self) -> None:
+        """Stop the iterator's worker processes now (a loader left to the interpreter's exit after a
+        worker died prints errors from its half-closed pipes)."""
+        shutdown = getattr(self._it, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
+        self._it = None
+
     def state_dict(self) -> dict[str, Any]:
         return {"position": self.position, "skipped_images": self.skipped_images}
 

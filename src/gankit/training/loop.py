@@ -27,8 +27,10 @@ non-finite loss) are agreed in one small all-reduce per step.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import multiprocessing
 import os
 import signal
 import threading
@@ -247,6 +249,8 @@ class StopRequests:
     def __init__(self) -> None:
         self.signal_number: int | None = None
         self._previous: dict[int, Any] = {}
+        self._workers: set[int] = set()
+        self._before: set[int] | None = None
 
     def _handle(self, signum: int, frame) -> None:
         del frame
@@ -263,17 +267,32 @@ class StopRequests:
             self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         return self
 
-    def defer_worker_errors(self) -> None:
-        """torch's SIGCHLD handler raises a data-loading worker's death wherever the main thread is,
-        mid-step, where no consistent checkpoint can be written. With the default handler back, the
-        death surfaces at the next fetch instead (the loader checks its workers while it waits), between
-        two steps. The loader's handler is put back on exit."""
+    @contextlib.contextmanager
+    def fetching(self):
+        """Worker deaths surface only while batches are fetched, between steps, where a consistent
+        checkpoint can be written. torch's SIGCHLD handler (installed with the first workers) raises a
+        death wherever the main thread is, so outside fetches the default handler stands in; during a
+        fetch torch's handler is back (a worker killed mid-write would otherwise leave the loader
+        waiting for the rest of its message), and a worker that died since the last fetch is caught
+        before the next one (the child processes that appeared with this run's first fetch are watched)."""
         if threading.current_thread() is not threading.main_thread():
+            yield
             return
-        current = signal.getsignal(signal.SIGCHLD)
-        if current not in (signal.SIG_DFL, None):
-            self._previous.setdefault(signal.SIGCHLD, current)
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        if signal.SIGCHLD in self._previous:
+            signal.signal(signal.SIGCHLD, self._previous[signal.SIGCHLD])
+        alive = {p.pid for p in multiprocessing.active_children()}
+        if self._before is None:
+            self._before = alive  # children that are not this run's workers
+        if self._workers - alive:
+            raise RuntimeError(f"DataLoader worker (pid(s) {sorted(self._workers - alive)}) exited unexpectedly")
+        try:
+            yield
+        finally:
+            current = signal.getsignal(signal.SIGCHLD)
+            if current not in (signal.SIG_DFL, None):
+                self._previous.setdefault(signal.SIGCHLD, current)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            self._workers = {p.pid for p in multiprocessing.active_children()} - (self._before or set())
 
     def __exit__(self, *exc) -> None:
         for s, handler in self._previous.items():
@@ -284,7 +303,10 @@ def _is_worker_death(e: BaseException) -> bool:
     return isinstance(e, RuntimeError) and "DataLoader worker" in str(e)
 
 
-def _worker_died(run_dir: Path, step: int, e: RuntimeError) -> DataError:
+def _worker_died(run_dir: Path, step: int, e: RuntimeError, source: BatchSource) -> DataError:
+    close = getattr(source, "close", None)
+    if close is not None:
+        close()
     reason = str(e).splitlines()[0].rstrip(". ")
     return DataError(f"{run_dir}: a data-loading worker died near step {step + 1} ({reason}; killed by the OS, e.g. "
                      f"for memory?); {_resume_hint(run_dir)}")  # fmt: skip
@@ -326,7 +348,8 @@ def _loop(model: Model, source: BatchSource, run_dir: Path, step: int, *, progre
                 w = time.perf_counter()
                 position = source.state_dict()
                 try:
-                    batches = next_batches(model, source)
+                    with stop.fetching():
+                        batches = next_batches(model, source)
                 except RuntimeError as e:
                     if not _is_worker_death(e):
                         raise
@@ -336,8 +359,7 @@ def _loop(model: Model, source: BatchSource, run_dir: Path, step: int, *, progre
                     if stop.signal_number is not None:
                         stopping = True
                         break
-                    raise _worker_died(run_dir, step, e) from None
-                stop.defer_worker_errors()
+                    raise _worker_died(run_dir, step, e, source) from None
                 waited += time.perf_counter() - w
                 model.precision.lr_factor = global_batch_factor(getattr(c, "lr_scaling", "none"), shard.world,
                                                                 getattr(c, "warmup_steps", 0), step + 1)  # fmt: skip
@@ -384,7 +406,7 @@ def _loop(model: Model, source: BatchSource, run_dir: Path, step: int, *, progre
     except RuntimeError as e:  # torch reports a dead worker from its SIGCHLD handler, wherever the loop is
         if not _is_worker_death(e):
             raise
-        raise _worker_died(run_dir, step, e) from None
+        raise _worker_died(run_dir, step, e, source) from None
     finally:
         bar.close()
         if tensorboard:
