@@ -5,6 +5,7 @@ warm-up; CUDA timings synchronize."""
 
 from __future__ import annotations
 
+import dataclasses
 import resource
 import statistics
 import time
@@ -14,6 +15,7 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from gankit.errors import ConfigError, GankitError
 from gankit.inference.translate import translate_tensor
 from gankit.models.cyclegan import CycleGANNetworks, cyclegan_config
 from gankit.runtime import resolve_device
@@ -83,37 +85,81 @@ class CycleGANSteps:
         return terms
 
 
+def translation_config(model: str, **fields: Any):
+    """The default training configuration of the translation model ``model`` (what its quality runs
+    use), with ``fields`` set, for 3-channel images."""
+    from gankit.models.registry import model_class
+
+    config_class = model_class(model).config_class
+    values = {"channels_a": 3, "channels_b": 3, **{k: v for k, v in fields.items() if v is not None}}
+    unknown = sorted(set(values) - {f.name for f in dataclasses.fields(config_class)})
+    if unknown:
+        raise ConfigError(f"--model {model}: not a translation model with {', '.join(unknown)} options")
+    return dataclasses.replace(config_class(), **values).validate()
+
+
 def bench_train(
-    *, size: int = 128, generator: str = "resnet", blocks: int = 9, batch_size: int = 1, iters: int = 5,
-    warmup: int = 2, device: str = "auto", amp: str = "off", ngf: int | None = None, compile: bool = False,
-    conv_algorithms: str = "tuned",
+    *, model: str = "cyclegan", size: int = 128, generator: str | None = None, blocks: int | None = None,
+    batch_size: int = 1, iters: int = 5, warmup: int = 2, device: str = "auto", amp: str = "off",
+    ngf: int | None = None, compile: bool = False, conv_algorithms: str = "tuned",
 ) -> dict[str, Any]:  # fmt: skip
-    """One full CycleGAN iteration (both generator and discriminator updates, official defaults:
-    LSGAN, identity 0.5, pool 50) on random 3-channel images. With ``compile`` the warm-up includes
-    torch.compile's compilation (give it ≥ 1 warm-up iteration); the tuned convolutions time their
-    candidates during the first (untimed) iteration."""
+    """One full training iteration of a translation model (its discriminator and generator updates)
+    in its default configuration (CycleGAN: LSGAN, identity 0.5, pool 50; CUT/FastCUT: PatchNCE over
+    five layers, antialiased sampling) on random 3-channel images; ``generator``/``blocks``/``ngf``
+    override the defaults. With ``compile`` the warm-up includes torch.compile's compilation (give it
+    ≥ 1 warm-up iteration); the tuned convolutions time their candidates during the first (untimed)
+    iteration. FLOPs are counted on one more iteration through PyTorch's own convolutions."""
+    from gankit.models.persist import build_model
+
     dev = resolve_device(device)
-    config = cyclegan_config(channels_a=3, channels_b=3, size=size, generator=generator, blocks=blocks,
-                             batch_size=batch_size, device=str(dev), amp=amp, ngf=ngf, compile=compile,
-                             conv_algorithms=conv_algorithms)  # fmt: skip
-    steps = CycleGANSteps(config)
-    model = steps.run
+    config = translation_config(model, size=size, generator=generator, blocks=blocks, ngf=ngf,
+                                batch_size=batch_size, device=str(dev), amp=amp, compile=compile,
+                                conv_algorithms=conv_algorithms)  # fmt: skip
+    run = build_model(config, model, dev)
+    if compile:
+        run.compile_for_training()
+    run.train()
     a = torch.randn(batch_size, 3, size, size, device=dev)
     b = torch.randn(batch_size, 3, size, size, device=dev)
-    with model.nets.eager_passes(), FlopCounterMode(display=False) as counter:
-        steps.train_step(a, b)
+    step = 0
+
+    def train_step() -> None:
+        nonlocal step
+        step += 1
+        run.train_step([{"A": a, "B": b}], step)
+        run.precision.update()
+
+    times = time_call(train_step, iters, warmup, dev)
+    peak = peak_rss_mb()
+    with run.reference_passes(), FlopCounterMode(display=False) as counter:
+        train_step()
     flops = counter.get_total_flops()
-    times = time_call(lambda: steps.train_step(a, b), iters, warmup, dev)
     s = statistics.median(times)
+    tuner = getattr(run, "conv_tuner", None)
     return {
-        "bench": "train", "size": size, "generator": generator, "blocks": blocks, "batch_size": batch_size,
-        "amp": amp, "dtype": str(model.precision.dtype or torch.float32).removeprefix("torch."),
+        "bench": "train", "model": model, "size": size, "generator": config.generator, "blocks": config.blocks,
+        "batch_size": batch_size, "amp": amp, "dtype": str(run.precision.dtype or torch.float32).removeprefix("torch."),
         "memory_format": "NCHW (contiguous)", "compile": compile, "conv_algorithms": conv_algorithms,
-        "conv_choices": model.conv_tuner.summary() if model.conv_tuner else [],
+        "conv_choices": tuner.summary() if tuner else [],
         "s_per_iter": s, "s_min": min(times), "s_max": max(times), "iters_per_s": 1 / s,
         "images_per_s": 2 * batch_size / s, "tflop_per_iter": flops / 1e12, "gflops": flops / s / 1e9,
-        "peak_rss_mb": peak_rss_mb(), **_environment(dev),
+        "peak_rss_mb": peak, **_environment(dev),
     }  # fmt: skip
+
+
+def bench_train_in_own_process(model: str, size: int, flags: list[str]) -> dict[str, Any]:
+    """:func:`bench_train` of one model and size in a fresh Python process, so that its peak RSS (a
+    per-process high-water mark) is its own; ``flags`` are further ``gankit bench train`` flags."""
+    import json
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "gankit", "bench", "train", "--model", model, "--size", str(size), "--json", *flags]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise GankitError(f"bench train --model {model} --size {size} failed: {last}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def bench_infer(
@@ -132,10 +178,10 @@ def bench_infer(
 
 
 def bench_train_ranks(
-    *, nproc: int, data_root: str, size: int = 128, blocks: int = 9, ngf: int | None = None, batch_size: int = 1,
-    iters: int = 5, warmup: int = 2, conv_algorithms: str = "tuned",
+    *, nproc: int, data_root: str, model: str = "cyclegan", size: int = 128, blocks: int = 9, ngf: int | None = None,
+    batch_size: int = 1, iters: int = 5, warmup: int = 2, conv_algorithms: str = "tuned",
 ) -> dict[str, Any]:  # fmt: skip
-    """Throughput of real data-parallel training: ``gankit train cyclegan`` on apple2orange with
+    """Throughput of real data-parallel training: ``gankit train MODEL`` on apple2orange with
     ``--nproc N`` (N = 1: one process with every core), run to ``warmup`` and to ``warmup + iters``
     steps; the difference of the two runs' loop times is the steady-state time of ``iters`` steps
     (start-up, data loading, first-step tuning and all-reduces of the warm-up cancel out)."""
@@ -145,10 +191,12 @@ def bench_train_ranks(
     import sys
     import tempfile
 
-    args = ["train", "cyclegan", "--dataset", "apple2orange", "--data-root", data_root, "--size", str(size),
+    args = ["train", model, "--dataset", "apple2orange", "--data-root", data_root, "--size", str(size),
             "--blocks", str(blocks), "--batch-size", str(batch_size), "--conv-algorithms", conv_algorithms,
             "--no-progress", "--sample-every", "1000000", "--checkpoint-every", "1000000", "--checkpoint-minutes",
-            "0", "--log-every", "1000000", "--workers", "0", "--pool-size", "0"]  # fmt: skip
+            "0", "--log-every", "1000000", "--workers", "0"]  # fmt: skip
+    if model == "cyclegan":
+        args += ["--pool-size", "0"]
     if ngf:
         args += ["--ngf", str(ngf)]
     seconds = []
@@ -162,15 +210,15 @@ def bench_train_ranks(
             with open(os.path.join(out, "summary.json")) as f:
                 seconds.append(json.load(f)["seconds"])
     per_step = max(seconds[1] - seconds[0], 1e-9) / iters
-    return {"bench": "train-ranks", "ranks": nproc, "size": size, "blocks": blocks, "batch_size": batch_size,
-            "s_per_iter": round(per_step, 4), "images_per_s": round(batch_size * nproc / per_step, 3),
-            "threads": max(1, (os.cpu_count() or 1) // nproc), "device": "cpu"}  # fmt: skip
+    return {"bench": "train-ranks", "model": model, "ranks": nproc, "size": size, "blocks": blocks,
+            "batch_size": batch_size, "s_per_iter": round(per_step, 4),
+            "images_per_s": round(batch_size * nproc / per_step, 3), "threads": max(1, (os.cpu_count() or 1) // nproc), "device": "cpu"}  # fmt: skip
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:
     """A plain-text table of benchmark rows (the JSON keeps every field)."""
-    known = ("bench", "ranks", "size", "generator", "blocks", "batch_size", "s_per_iter", "images_per_s", "gflops",
-             "ms_per_image", "peak_rss_mb", "threads", "device")  # fmt: skip
+    known = ("bench", "model", "ranks", "size", "generator", "blocks", "batch_size", "s_per_iter", "images_per_s",
+             "tflop_per_iter", "gflops", "ms_per_image", "peak_rss_mb", "threads", "device")  # fmt: skip
     cols = [c for c in known if any(c in r for r in rows)]
 
     def cell(v: Any) -> str:

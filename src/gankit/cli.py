@@ -96,9 +96,13 @@ def _add_bench_parser(sub) -> None:
                        description="Time CycleGAN iterations (`train`), generator inference (`infer`) or the "
                        "attainable conv rate (`conv`); prints a table, or JSON lines with --json.")  # fmt: skip
     p.add_argument("what", choices=("train", "infer", "conv"))
+    p.add_argument("--model", nargs="+", default=["cyclegan"],
+                   help="train: translation model kind(s), each in its default training configuration and, when "
+                   "several models or sizes are asked for, each in its own process (e.g. --model fastcut cut "
+                   "cyclegan)")  # fmt: skip
     p.add_argument("--size", type=int, nargs="+", default=None, help="image size(s) (train 128, infer 256)")
-    p.add_argument("--generator", default="resnet")
-    p.add_argument("--blocks", type=int, default=9)
+    p.add_argument("--generator", default=None, help="generator architecture (default: the model's)")
+    p.add_argument("--blocks", type=int, default=None, help="residual blocks (default: the model's, 9)")
     p.add_argument("--ngf", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--iters", type=int, default=5, help="timed repetitions (the median is reported)")
@@ -290,11 +294,12 @@ def cmd_translate(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    import itertools
     import json
 
     import torch
 
-    from gankit.bench import attainable_conv_gflops, bench_infer, bench_train, format_rows
+    from gankit.bench import attainable_conv_gflops, bench_infer, bench_train, bench_train_in_own_process, format_rows
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -306,11 +311,12 @@ def cmd_bench(args) -> int:
             from gankit.bench import bench_train_ranks
             from gankit.data.recipes import resolve_data_root
 
-            for n in args.nproc:
+            for model, n in itertools.product(args.model, args.nproc):
                 if n < 1:
                     raise ConfigError(f"--nproc {n}: expected a number ≥ 1")
-                row = bench_train_ranks(nproc=n, data_root=str(resolve_data_root(args.data_root)), size=size,
-                                        blocks=args.blocks, ngf=args.ngf, batch_size=args.batch_size,
+                root = str(resolve_data_root(args.data_root))
+                row = bench_train_ranks(nproc=n, model=model, data_root=root, size=size,
+                                        blocks=args.blocks or 9, ngf=args.ngf, batch_size=args.batch_size,
                                         iters=args.iters, warmup=args.warmup,
                                         conv_algorithms=args.conv_algorithms)  # fmt: skip
                 rows.append(row)
@@ -318,13 +324,21 @@ def cmd_bench(args) -> int:
                     print(json.dumps(row), flush=True)
             continue
         if args.what == "train":
-            row = bench_train(size=size, generator=args.generator, blocks=args.blocks, ngf=args.ngf,
-                              batch_size=args.batch_size, iters=args.iters, warmup=args.warmup,
-                              device=args.device, amp=args.amp, compile=args.compile,
-                              conv_algorithms=args.conv_algorithms)  # fmt: skip
-        elif args.what == "infer":
-            row = bench_infer(size=size, generator=args.generator, blocks=args.blocks, iters=args.iters,
-                              warmup=args.warmup, device=args.device)  # fmt: skip
+            for model in args.model:
+                if len(args.model) * len(args.size or [0]) > 1:
+                    row = bench_train_in_own_process(model, size, _bench_train_flags(args))
+                else:
+                    row = bench_train(model=model, size=size, generator=args.generator, blocks=args.blocks,
+                                      ngf=args.ngf, batch_size=args.batch_size, iters=args.iters,
+                                      warmup=args.warmup, device=args.device, amp=args.amp,
+                                      compile=args.compile, conv_algorithms=args.conv_algorithms)  # fmt: skip
+                rows.append(row)
+                if args.json:
+                    print(json.dumps(row), flush=True)
+            continue
+        if args.what == "infer":
+            row = bench_infer(size=size, generator=args.generator or "resnet", blocks=args.blocks or 9,
+                              iters=args.iters, warmup=args.warmup, device=args.device)  # fmt: skip
         else:
             from gankit.runtime import resolve_device
 
@@ -338,6 +352,16 @@ def cmd_bench(args) -> int:
     if not args.json:
         print(format_rows(rows))
     return 0
+
+
+def _bench_train_flags(args) -> list[str]:
+    """The ``gankit bench train`` flags of ``args`` that a child process measuring one model needs."""
+    flags = ["--batch-size", str(args.batch_size), "--iters", str(args.iters), "--warmup", str(args.warmup),
+             "--amp", args.amp, "--conv-algorithms", args.conv_algorithms, "--device", args.device]  # fmt: skip
+    for name in ("generator", "blocks", "ngf", "threads"):
+        if getattr(args, name) is not None:
+            flags += [f"--{name}", str(getattr(args, name))]
+    return flags + (["--compile"] if args.compile else [])
 
 
 def cmd_export(args) -> int:

@@ -103,3 +103,22 @@ def clip_weights(module: nn.Module, limit: float) -> None:
     with torch.no_grad():
         for p in module.parameters():
             p.clamp_(-limit, limit)
+
+
+def patch_nce_loss(query: torch.Tensor, key: torch.Tensor, temperature: float = 0.07) -> torch.Tensor:
+    """PatchNCE (Park et al. 2020, CUT eq. 2 and 5), per image: each query patch embedding must pick
+    its key (the input patch at the same place) out of the keys of the other sampled patches of the
+    same image — cross-entropy over ``[q·k⁺, q·k⁻₁ … q·k⁻ₚ₋₁] / τ``.
+
+    ``query`` and ``key`` are (N, P, D) L2-normalised embeddings of the same P positions of N images.
+    Keys are targets (detached, as in the reference code); gradients reach the queries only. A patch's
+    own key is masked out of its negatives with the reference's constant −10 (before the division by
+    τ). Returns (N,) the mean loss over each image's patches."""
+    key = key.detach()
+    n, p, _ = query.shape
+    positive = (query * key).sum(dim=2, keepdim=True)  # (N, P, 1)
+    negative = torch.bmm(query, key.transpose(1, 2))  # (N, P, P)
+    own = torch.eye(p, dtype=torch.bool, device=query.device)
+    logits = torch.cat([positive, negative.masked_fill(own, -10.0)], dim=2) / temperature
+    targets = torch.zeros(n * p, dtype=torch.long, device=query.device)
+    return F.cross_entropy(logits.flatten(0, 1).float(), targets, reduction="none").view(n, p).mean(dim=1)

@@ -43,7 +43,8 @@ about two full-resolution activations (2 × 64 channels × H × W × 4 bytes for
 What can be tiled
 -----------------
 :class:`~gankit.nn.generators.ResnetGenerator` (all norms: instance, batch in eval mode, none; all
-paddings; dropout is off in eval mode) and plain ``nn.Sequential`` stacks of convs, transposed convs,
+paddings; dropout is off in eval mode; with or without antialiased sampling, whose fixed blur
+filters are depthwise convs and padded transposed convs) and plain ``nn.Sequential`` stacks of convs, transposed convs,
 pads, norms and elementwise activations. U-Nets concatenate skip connections across resolutions and
 are refused with :class:`TilingUnsupported` (a :class:`~gankit.errors.GankitError`).
 """
@@ -386,21 +387,23 @@ class _AxisPlan:
 def _conv_axis(stage: _Stage, axis: int, n: int, o0: int, o1: int) -> _AxisPlan:
     m = stage.module
     k, d, s = m.kernel_size[axis], m.dilation[axis], m.stride[axis]
-    if isinstance(m, nn.ConvTranspose2d):
+    pad = stage.pad
+    pb1, pa1 = ((pad.top, pad.bottom) if axis == 0 else (pad.left, pad.right)) if pad else (0, 0)
+    if isinstance(m, nn.ConvTranspose2d):  # over the padded input, whose positions map back to the source
         p = m.padding[axis]
         a = max(0, -(-(o0 + p - (k - 1)) // s))
-        b = min(n - 1, (o1 - 1 + p) // s)
+        b = min(n + pb1 + pa1 - 1, (o1 - 1 + p) // s)
         if a > b:
             raise TilingUnsupported(f"{type(m).__name__} with kernel smaller than stride cannot be tiled")
         local_len = s * (b - a) + k
         end = o1 - 1 + p - s * a
         extra = max(0, -(-(end - local_len + 1) // s))  # zero rows contribute nothing but extend the output
-        idx = np.concatenate([np.arange(a, b + 1), np.full(extra, -1)])
+        padded = np.arange(a, b + 1)
+        source = _map_index(padded - pb1, n, pad.mode) if pad else padded
+        idx = np.concatenate([source, np.full(extra, -1)])
         return _AxisPlan(idx, o0 + p - s * a)
     pb2 = _conv_padding(m)[axis][0]
     mode2 = m.padding_mode
-    pad = stage.pad
-    pb1, pa1 = ((pad.top, pad.bottom) if axis == 0 else (pad.left, pad.right)) if pad else (0, 0)
     j = np.arange(s * o0, s * (o1 - 1) + d * (k - 1) + 1)
     i1 = _map_index(j - pb2, n + pb1 + pa1, mode2)
     i = _map_index(np.where(i1 >= 0, i1, 0) - pb1, n, pad.mode if pad else "zeros")
@@ -410,11 +413,11 @@ def _conv_axis(stage: _Stage, axis: int, n: int, o0: int, o1: int) -> _AxisPlan:
 def _out_len(stage: _Stage, axis: int, n: int) -> int:
     m = stage.module
     k, d, s = m.kernel_size[axis], m.dilation[axis], m.stride[axis]
-    if isinstance(m, nn.ConvTranspose2d):
-        return (n - 1) * s - 2 * m.padding[axis] + d * (k - 1) + m.output_padding[axis] + 1
-    pb2, pa2 = _conv_padding(m)[axis]
     pad = stage.pad
     extra = ((pad.top + pad.bottom) if axis == 0 else (pad.left + pad.right)) if pad else 0
+    if isinstance(m, nn.ConvTranspose2d):
+        return (n + extra - 1) * s - 2 * m.padding[axis] + d * (k - 1) + m.output_padding[axis] + 1
+    pb2, pa2 = _conv_padding(m)[axis]
     return (n + extra + pb2 + pa2 - d * (k - 1) - 1) // s + 1
 
 

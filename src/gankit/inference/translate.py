@@ -20,7 +20,7 @@ from PIL import Image
 from torch import nn
 
 from gankit.data.images import convert_image, list_images, load_image, pil_to_tensor, tensor_to_pil
-from gankit.errors import GankitError, WriteError
+from gankit.errors import ConfigError, GankitError, WriteError
 from gankit.inference.padding import pad_to_multiple
 from gankit.inference.tiled import (
     DEFAULT_RAM_BYTES,
@@ -218,6 +218,10 @@ def translate_paths(
     from tqdm.auto import tqdm
 
     back = "b2a" if direction == "a2b" else "a2b"
+    if roundtrip and back not in getattr(model, "directions", (direction, back)):
+        kind = getattr(model, "kind", type(model).__name__)
+        raise ConfigError(f"--roundtrip: this {kind} model translates {direction} only (one-sided, no inverse to "
+                          "go back with)")  # fmt: skip
     generator = model.generator(direction)
     in_channels, _ = model.channels(direction)
     reverse = model.generator(back) if roundtrip else None

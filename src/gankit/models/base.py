@@ -165,6 +165,21 @@ class Model(ABC):
         for net in self.networks().values():
             net.compile(dynamic=False)
 
+    @contextlib.contextmanager
+    def reference_passes(self):
+        """Run every pass through PyTorch's own convolutions for a while (no tuned algorithms, whose
+        custom kernels e.g. a FLOP counter cannot see); the model's tuner comes back afterwards."""
+        from gankit.nn.conv import tune_convolutions
+
+        tuner = getattr(self, "conv_tuner", None)
+        for net in self.networks().values():
+            tune_convolutions(net, None)
+        try:
+            yield
+        finally:
+            for net in self.networks().values():
+                tune_convolutions(net, tuner)
+
     # --- what the commands around it use ------------------------------------------------------------
     def sample(self, *, n: int, label: int | None = None, interpolate: bool = False, seed: int = 0) -> Image.Image:
         """``gankit sample``: a grid of ``n`` new images (of class ``label`` for conditional models), or

@@ -21,105 +21,43 @@ import torch
 from PIL import Image
 from torch import nn
 
-from gankit.config import GANConfig, opt, option_error
-from gankit.data.loading import domain_pair, make_loader, resolve_config
+from gankit.config import opt
+from gankit.data.loading import domain_pair, resolve_config
 from gankit.data.streams import PositionedSource
-from gankit.data.transforms import PREPROCESS_CHOICES
 from gankit.errors import ConfigError
-from gankit.losses import GAN_LOSSES, AdversarialLoss, clip_weights, cycle_loss, gradient_penalty, identity_loss
+from gankit.losses import AdversarialLoss, clip_weights, cycle_loss, gradient_penalty, identity_loss
 from gankit.models.base import Model, Translator, make_optimizer, set_requires_grad
 from gankit.models.pool import ImagePool
 from gankit.models.registry import register
 from gankit.models.schedules import lr_factor, set_lr
-from gankit.nn import DISCRIMINATORS, GENERATORS, build_discriminator, build_generator, init_weights
+from gankit.models.translation import (
+    CONV_ALGORITHMS,
+    TranslationConfig,
+    build_translation_discriminator,
+    build_translation_generator,
+    conv_tuner_for,
+    fixed_grid_inputs,
+    init_translation_networks,
+    saved_tensor_bytes,
+    unaligned_batches,
+)
 from gankit.nn.conv import ConvAlgorithmTuner, tune_convolutions
-from gankit.nn.generators import generator_size_multiple
-from gankit.nn.layers import NORMS, PADDINGS
 
 DIRECTIONS = ("a2b", "b2a")
-CONV_ALGORITHMS = ("tuned", "plain", "nnpack", "winograd")  # see gankit.nn.conv
+__all__ = ["CONV_ALGORITHMS", "CycleGANConfig", "CycleGANModel", "CycleGANNetworks", "cyclegan_config"]
 N_SAMPLES = 4
 
 
 @dataclass
-class CycleGANConfig(GANConfig):
+class CycleGANConfig(TranslationConfig):
     """Everything that defines a CycleGAN run (SPEC §1–§2). Defaults follow the paper and the
     official code: resnet-9 generator, 70x70 PatchGAN, LSGAN, λ_cyc = 10, λ_id = 0.5, Adam(2e-4,
     0.5, 0.999), pool of 50, constant then linearly decaying learning rate."""
 
-    # data
-    dataset: str = opt("demo", "recipe name (see `gankit recipes`) or a folder with trainA/trainB", group="data")
-    domain_a: list[str] = opt([], "folder(s) of domain A images (overrides --dataset)", group="data")
-    domain_b: list[str] = opt([], "folder(s) of domain B images (overrides --dataset)", group="data")
-    channels_a: int | None = opt(None, "channels of domain A (1 gray, 3 colour; default from the recipe)",
-                                 choices=(1, 3), group="data")  # fmt: skip
-    channels_b: int | None = opt(None, "channels of domain B", choices=(1, 3), group="data")
-    load_size: int | None = opt(None, "resize images to this before cropping (default from the recipe)", group="data",
-                                ge=16)  # fmt: skip
-    size: int | None = opt(None, "crop size in pixels (default from the recipe)", group="data", ge=16)
-    preprocess: str | None = opt(None, "how images become crops (default from the recipe)", group="data",
-                                 choices=PREPROCESS_CHOICES)  # fmt: skip
-    flip: bool = opt(True, "random horizontal flips", group="data")
-    swap: bool = opt(False, "exchange domains A and B (train B→A as a2b)", group="data")
-    serial_batches: bool = opt(False, "pair B by index instead of at random", group="data")
-    on_bad: str = opt("warn", "bad image files: warn (skip them) or error", choices=("warn", "error"), group="data")
-    workers: int = opt(1, "data loading worker processes (0 = in the training thread)", group="data", ge=0)
-    # model
-    generator: str = opt("resnet", "generator architecture", choices=GENERATORS, group="model")
-    blocks: int = opt(9, "residual blocks of the resnet generator (6 for 128 px, 9 for 256 px)", group="model", ge=1)
-    unet_depth: int | None = opt(None, "levels of unet generators (unet 4, unet-skip 8)", group="model", ge=1)
-    ngf: int | None = opt(None, "generator base width (default per architecture)", group="model", ge=1)
-    kernel_size: int = opt(3, "kernel size of the unet generator and scalar discriminator (seed 000)", group="model",
-                           ge=1)  # fmt: skip
-    g_padding: str = opt("reflect", "generator padding", choices=PADDINGS, group="model")
-    dropout: float = opt(0.0, "dropout in generator blocks", group="model", ge=0, lt=1)
-    final: str = opt("tanh", "generator output activation", choices=("tanh", "sigmoid", "none"), group="model")
-    discriminator: str = opt("patch", "discriminator architecture", choices=DISCRIMINATORS, group="model")
-    ndf: int | None = opt(None, "discriminator base width", group="model", ge=1)
-    d_layers: int = opt(3, "stride-2 layers of the PatchGAN (3 = 70x70 patches)", group="model", ge=1)
-    d_padding: str = opt("zeros", "discriminator padding (reflect per seed 003)", choices=PADDINGS, group="model")
-    d_sigmoid: bool = opt(False, "sigmoid on discriminator outputs (use only with --gan-loss lsgan)", group="model")
-    norm: str = opt("instance", "normalization layer", choices=NORMS, group="model")
-    init: str = opt("normal", "weight init", choices=("normal", "xavier", "kaiming", "orthogonal"), group="model")
-    init_gain: float = opt(0.02, "std of the normal init", group="model", gt=0)
-    # losses
-    gan_loss: str = opt("lsgan", "adversarial game", choices=GAN_LOSSES, group="loss")
     lambda_cyc: float = opt(10.0, "cycle-consistency weight λ_cyc", group="loss", ge=0)
     lambda_id: float = opt(0.5, "identity weight, relative to λ_cyc (paper 0.5; 0 disables)", group="loss", ge=0)
-    # optimization
-    optimizer: str = opt("adam", "optimizer", choices=("adam", "rmsprop"), group="optim")
-    rms_alpha: float = opt(0.9, "RMSprop smoothing constant (Keras rho)", group="optim", ge=0, lt=1)
-    weight_decay: float = opt(0.0, "L2 weight decay", group="optim", ge=0)
-    schedule: str = opt("linear", "lr schedule", choices=("linear", "constant", "inverse-time"), group="optim")
-    decay_start: float = opt(0.5, "linear: fraction of --steps after which lr decays linearly to 0", group="optim",
-                             ge=0, le=1)  # fmt: skip
-    time_decay: float = opt(6e-8, "inverse-time: lr / (1 + decay·step), Keras 'decay' (seed 000)", group="optim",
-                            ge=0)  # fmt: skip
-    # run
-    steps: int = opt(2000, "training steps: generator updates (each after --n-critic discriminator updates)",
-                     group="run", ge=1)  # fmt: skip
-    batch_size: int = opt(1, "images per domain per batch", group="run", ge=1)
     pool_size: int = opt(50, "history of generated images shown to the discriminators (0 = none)", group="run", ge=0)
-    conv_algorithms: str = opt("tuned", "CPU convolutions: tuned (time oneDNN, NNPACK Winograd/FFT, Winograd weight "
-                               "gradients and column taps once per layer shape and keep the fastest; off with "
-                               "--deterministic), plain (PyTorch's own), nnpack (NNPACK wherever it applies) or "
-                               "winograd (NNPACK and Winograd weight gradients wherever they apply): the last two "
-                               "to check their numerics", choices=CONV_ALGORITHMS,
-                               group="run")  # fmt: skip
     out: str = opt("runs/cyclegan", "run folder", group="run")
-
-    def validate(self) -> CycleGANConfig:
-        super().validate()
-        if self.size is not None:
-            multiple = generator_size_multiple(self.generator, depth=self.unet_depth)
-            if self.size % multiple:
-                raise option_error("size", self.size, f"--generator {self.generator} needs a multiple of {multiple}")
-            resizes = self.preprocess in (None, "resize_and_crop", "scale_shortside_and_crop")
-            if self.load_size is not None and self.load_size < self.size and resizes:
-                raise option_error("load_size", self.load_size, f"must be ≥ --size {self.size}")
-        if self.kernel_size % 2 == 0:
-            raise option_error("kernel_size", self.kernel_size, "expected an odd number")
-        return self
 
 
 @dataclass
@@ -144,28 +82,13 @@ class CycleGANNetworks(nn.Module):
             raise ValueError("CycleGAN needs a resolved config (channels_a and channels_b set)")
         self.config = config
         ca, cb = config.channels_a, config.channels_b
-        g = dict(
-            ngf=config.ngf, n_blocks=config.blocks, depth=config.unet_depth, kernel_size=config.kernel_size,
-            norm=config.norm, padding=config.g_padding, dropout=config.dropout, final=config.final,
-        )  # fmt: skip
-        self.g_ab = build_generator(config.generator, ca, cb, **g)
-        self.g_ba = build_generator(config.generator, cb, ca, **g)
-        nets = [self.g_ab, self.g_ba]
+        self.g_ab = build_translation_generator(config, ca, cb)
+        self.g_ba = build_translation_generator(config, cb, ca)
         if with_discriminators:
-            d = dict(
-                ndf=config.ndf, n_layers=config.d_layers, norm=config.norm, padding=config.d_padding,
-                sigmoid=config.d_sigmoid, image_size=config.size, kernel_size=config.kernel_size,
-            )  # fmt: skip
-            self.d_a = build_discriminator(config.discriminator, ca, **d)
-            self.d_b = build_discriminator(config.discriminator, cb, **d)
-            nets += [self.d_a, self.d_b]
-        for net in nets:
-            init_weights(net, config.init, config.init_gain)
-        self.conv_tuner = None
-        if config.conv_algorithms != "plain" and not config.deterministic:
-            force = {"nnpack": ("nnpack",), "winograd": ("nnpack", "winograd")}.get(config.conv_algorithms, ())
-            self.conv_tuner = ConvAlgorithmTuner(force=force)  # timings, not weights: not in the state dict
-            tune_convolutions(self, self.conv_tuner)
+            self.d_a = build_translation_discriminator(config, ca)
+            self.d_b = build_translation_discriminator(config, cb)
+        init_translation_networks(config, self.children())
+        self.conv_tuner = conv_tuner_for(config, self)
         self.adversarial = AdversarialLoss(
             config.gan_loss, real_label=1.0 - config.label_smoothing, label_noise=config.label_noise
         )
@@ -336,17 +259,13 @@ class CycleGANModel(Model, Translator):
     def compile_for_training(self) -> None:
         self.nets.compile_for_training()
 
+    def reference_passes(self):
+        return self.nets.eager_passes()
+
     def training_data(self) -> PositionedSource:
-        c = self.config
         if self.pair is None:
-            self.pair = domain_pair(c, "train")
-        data = "folders" if c.domain_a else c.dataset
-        global_batch = c.batch_size * self.shard.world
-        return PositionedSource(
-            f"{data}: {self.pair.description or ''}".strip(": "),
-            lambda position: iter(make_loader(c, self.pair, position // global_batch, self.shard)),
-            items_per_batch=global_batch,
-        )
+            self.pair = domain_pair(self.config, "train")
+        return unaligned_batches(self.config, self.pair, self.shard)
 
     def use_shard(self, shard) -> None:
         """Each rank keeps its own history pools (of its own fakes), seeded apart."""
@@ -408,26 +327,17 @@ class CycleGANModel(Model, Translator):
         are left untouched."""
         c = self.config
         probe = min(c.size, 64)
-        seen = {p.untyped_storage().data_ptr() for p in self.nets.parameters()}
-        saved = 0
-
-        def count(t: torch.Tensor) -> torch.Tensor:
-            nonlocal saved
-            storage = t.untyped_storage()
-            if storage.data_ptr() not in seen:  # one tensor is often saved by two ops (conv in, relu out)
-                seen.add(storage.data_ptr())
-                saved += storage.nbytes()
-            return t
-
         a = torch.zeros(1, c.channels_a or 3, probe, probe, device=self.device)
         b = torch.zeros(1, c.channels_b or 3, probe, probe, device=self.device)
+
+        def generator_update():
+            with self.precision.autocast():
+                self.nets.generator_loss(a, b, self.nets.cycle(a, b, identity=True))
+
         was_training = self.nets.training
         self.nets.eval()
         try:
-            hooks = torch.autograd.graph.saved_tensors_hooks(count, lambda t: t)
-            with torch.random.fork_rng(devices=[]), hooks, self.precision.autocast():
-                out = self.nets.cycle(a, b, identity=True)
-                self.nets.generator_loss(a, b, out)
+            saved = saved_tensor_bytes(self.nets.parameters(), generator_update)
         finally:
             self.nets.train(was_training)
         return int(saved * (c.size / probe) ** 2 * c.batch_size)
@@ -443,18 +353,8 @@ class CycleGANModel(Model, Translator):
             self.pool_b.load_state_dict(state["pool_b"], self.device)
 
     def fixed_inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Evenly spaced test images of both domains (training images where there is no test split),
-        centre-cropped to the training size: the same inputs in every grid."""
         if self._fixed is None:
-            from gankit.data.images import center_square_batch
-
-            try:
-                pair = domain_pair(self.config, "test")
-            except Exception:  # recipes without a test split show training images
-                pair = self.pair or domain_pair(self.config, "train")
-            size = self.config.size
-            self._fixed = (center_square_batch(pair.source_a, size, N_SAMPLES),
-                           center_square_batch(pair.source_b, size, N_SAMPLES))  # fmt: skip
+            self._fixed = fixed_grid_inputs(self.config, self.pair, N_SAMPLES)
         return self._fixed
 
     @torch.no_grad()

@@ -16,7 +16,13 @@ from importlib import metadata
 from gankit.errors import ConfigError, GankitError
 from gankit.models.base import Model
 
-BUILTIN_MODULES = ("gankit.models.cyclegan", "gankit.models.cgan", "gankit.models.sgan", "gankit.models.progan")
+BUILTIN_MODULES = (
+    "gankit.models.cyclegan",
+    "gankit.models.cut",
+    "gankit.models.cgan",
+    "gankit.models.sgan",
+    "gankit.models.progan",
+)
 PLUGIN_GROUP = "gankit.plugins"
 PLUGIN_ENV = "GANKIT_PLUGINS"
 

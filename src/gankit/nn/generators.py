@@ -7,10 +7,21 @@ convolutional, so any image size works once it is padded to ``size_multiple`` (s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
-from gankit.nn.layers import Dropout, conv_bias, final_activation, norm_layer, padded_conv
+from gankit.nn.conv import TunedConv2d
+from gankit.nn.layers import (
+    Dropout,
+    blur_downsample,
+    blur_upsample,
+    conv_bias,
+    final_activation,
+    norm_layer,
+    padded_conv,
+)
 
 
 class ResnetBlock(nn.Module):
@@ -39,6 +50,15 @@ class ResnetGenerator(nn.Module):
 
     Use 6 blocks for 128 px and 9 for 256 px training images. Module order mirrors the official
     implementation so its checkpoints map onto this one parameter by parameter.
+
+    ``antialias`` replaces each stride-2 conv by a stride-1 conv followed by a blurred subsampling and
+    each transposed conv by a blurred upsampling followed by a stride-1 conv (Zhang 2019), CUT's
+    default (Park et al. 2020); off, the network is CycleGAN's.
+
+    :meth:`forward_with_taps` also returns intermediate features at named *taps* (:attr:`tap_names`):
+    ``input``, ``stem`` (after the first conv block), ``down1``/``down2`` (the raw output of each
+    downsampling conv) and ``block1`` … ``blockN`` (the output of each residual block), what
+    PatchNCE compares (CUT §3).
     """
 
     size_multiple = 4
@@ -54,8 +74,10 @@ class ResnetGenerator(nn.Module):
         padding: str = "reflect",
         dropout: float = 0.0,
         final: str = "tanh",
+        antialias: bool = False,
     ):
         super().__init__()
+        self.in_channels, self.ngf = in_channels, ngf
         bias = conv_bias(norm)
         self.stem = nn.Sequential(
             *padded_conv(in_channels, ngf, 7, padding, bias=bias), norm_layer(norm, ngf), nn.ReLU(True)
@@ -63,7 +85,11 @@ class ResnetGenerator(nn.Module):
         down: list[nn.Module] = []
         for i in range(2):
             c = ngf * 2**i
-            down += [nn.Conv2d(c, 2 * c, 3, stride=2, padding=1, bias=bias), norm_layer(norm, 2 * c), nn.ReLU(True)]
+            if antialias:
+                down += [nn.ZeroPad2d(1), TunedConv2d(c, 2 * c, 3, bias=bias), norm_layer(norm, 2 * c), nn.ReLU(True),
+                         blur_downsample(2 * c)]  # fmt: skip
+            else:
+                down += [nn.Conv2d(c, 2 * c, 3, stride=2, padding=1, bias=bias), norm_layer(norm, 2 * c), nn.ReLU(True)]
         self.down = nn.Sequential(*down)
         width = ngf * 4
         self.blocks = nn.Sequential(
@@ -72,16 +98,58 @@ class ResnetGenerator(nn.Module):
         up: list[nn.Module] = []
         for i in range(2):
             c = width // 2**i
-            up += [
-                nn.ConvTranspose2d(c, c // 2, 3, stride=2, padding=1, output_padding=1, bias=bias),
-                norm_layer(norm, c // 2),
-                nn.ReLU(True),
-            ]
+            if antialias:
+                up += [blur_upsample(c), nn.ZeroPad2d(1), TunedConv2d(c, c // 2, 3, bias=bias)]
+            else:
+                up.append(nn.ConvTranspose2d(c, c // 2, 3, stride=2, padding=1, output_padding=1, bias=bias))
+            up += [norm_layer(norm, c // 2), nn.ReLU(True)]
         self.up = nn.Sequential(*up)
         self.head = nn.Sequential(*padded_conv(ngf, out_channels, 7, padding), final_activation(final))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.up(self.blocks(self.down(self.stem(x)))))
+
+    @property
+    def tap_names(self) -> tuple[str, ...]:
+        return ("input", "stem", "down1", "down2", *(f"block{i + 1}" for i in range(len(self.blocks))))
+
+    def tap_channels(self, tap: str) -> int:
+        """Channels of the features at ``tap``."""
+        if tap not in self.tap_names:
+            raise ValueError(f"unknown tap {tap!r}; this generator has {', '.join(self.tap_names)}")
+        return {"input": self.in_channels, "stem": self.ngf, "down1": 2 * self.ngf}.get(tap, 4 * self.ngf)
+
+    def _tapped_layers(self) -> list[tuple[nn.Module, str | None]]:
+        """The layers in execution order, each with the tap its output is (or None)."""
+        layers: list[tuple[nn.Module, str | None]] = [(m, None) for m in self.stem]
+        layers[-1] = (layers[-1][0], "stem")
+        convs = 0
+        for m in self.down:
+            trained_conv = isinstance(m, nn.Conv2d) and isinstance(m.weight, nn.Parameter)
+            convs += trained_conv
+            layers.append((m, f"down{convs}" if trained_conv else None))
+        layers += [(m, f"block{i + 1}") for i, m in enumerate(self.blocks)]
+        return layers + [(m, None) for m in (*self.up, *self.head)]
+
+    def forward_with_taps(
+        self, x: torch.Tensor, taps: Sequence[str], *, encode_only: bool = False
+    ) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
+        """``(output, [features at each of taps])``; with ``encode_only`` the pass stops after the deepest
+        tap and the output is None (CUT encodes translations this way, §3.1)."""
+        unknown = [t for t in taps if t not in self.tap_names]
+        if unknown:
+            raise ValueError(f"unknown tap(s) {', '.join(unknown)}; this generator has {', '.join(self.tap_names)}")
+        wanted = set(taps)
+        feats = {"input": x} if "input" in wanted else {}
+        if encode_only and len(feats) == len(wanted):
+            return None, [feats[t] for t in taps]
+        for layer, tap in self._tapped_layers():
+            x = layer(x)
+            if tap in wanted:
+                feats[tap] = x
+                if encode_only and len(feats) == len(wanted):
+                    return None, [feats[t] for t in taps]
+        return x, [feats[t] for t in taps]
 
 
 class UnetGenerator(nn.Module):
@@ -289,12 +357,15 @@ def build_generator(
     padding: str = "reflect",
     dropout: float = 0.0,
     final: str = "tanh",
+    antialias: bool = False,
 ) -> nn.Module:
-    """Generator by name; ``ngf=None``/``depth=None`` pick each architecture's published values."""
+    """Generator by name; ``ngf=None``/``depth=None`` pick each architecture's published values;
+    ``antialias`` applies to the resnet generator only."""
+    if antialias and name != "resnet":
+        raise ValueError(f"antialiased sampling is an option of the resnet generator, not of {name!r}")
     if name == "resnet":
-        return ResnetGenerator(
-            in_channels, out_channels, ngf or 64, n_blocks, norm=norm, padding=padding, dropout=dropout, final=final
-        )
+        return ResnetGenerator(in_channels, out_channels, ngf or 64, n_blocks, norm=norm, padding=padding,
+                               dropout=dropout, final=final, antialias=antialias)  # fmt: skip
     if name == "unet":
         return UnetGenerator(
             in_channels, out_channels, ngf or 32, depth or 4, kernel_size=kernel_size, norm=norm, final=final

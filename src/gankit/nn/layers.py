@@ -6,6 +6,8 @@ them, as the official CycleGAN code does with ``--norm`` and as seed 003 does wi
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -85,6 +87,49 @@ def padded_conv(
     raise ValueError(f"unknown padding {padding!r}; choose one of {PADDINGS}")
 
 
+def _binomial_filter(taps: int) -> torch.Tensor:
+    """The normalised 2-D binomial filter of ``taps`` per side (3: [1, 2, 1]⊗[1, 2, 1] / 16)."""
+    row = torch.tensor([math.comb(taps - 1, i) for i in range(taps)], dtype=torch.float32)
+    kernel = torch.outer(row, row)
+    return kernel / kernel.sum()
+
+
+class FixedDepthwiseConv2d(nn.Conv2d):
+    """A depthwise conv with a fixed (not trained) filter: a buffer, not a parameter, so optimizers,
+    weight init and checkpoints leave it alone, while the tiler and the exporters see a plain conv."""
+
+    def __init__(self, channels: int, kernel: torch.Tensor, stride: int):
+        super().__init__(channels, channels, kernel.shape[-1], stride=stride, groups=channels, bias=False)
+        del self.weight
+        self.register_buffer("weight", kernel.expand(channels, 1, *kernel.shape).clone(), persistent=False)
+
+
+class FixedDepthwiseConvTranspose2d(nn.ConvTranspose2d):
+    """The transposed counterpart of :class:`FixedDepthwiseConv2d`."""
+
+    def __init__(self, channels: int, kernel: torch.Tensor, stride: int, padding: int):
+        super().__init__(channels, channels, kernel.shape[-1], stride=stride, padding=padding, groups=channels,
+                         bias=False)  # fmt: skip
+        del self.weight
+        self.register_buffer("weight", kernel.expand(channels, 1, *kernel.shape).clone(), persistent=False)
+
+
+def blur_downsample(channels: int) -> nn.Sequential:
+    """Anti-aliased stride-2 subsampling (Zhang 2019, "Making convolutional networks shift-invariant
+    again"): low-pass with a 3×3 binomial filter, then keep every second pixel. CUT (Park et al. 2020)
+    uses it after a stride-1 conv in place of a stride-2 conv."""
+    return nn.Sequential(nn.ReflectionPad2d(1), FixedDepthwiseConv2d(channels, _binomial_filter(3), stride=2))
+
+
+def blur_upsample(channels: int) -> nn.Sequential:
+    """Anti-aliased ×2 upsampling (Zhang 2019; CUT's decoder): zero-insertion then a 4×4 binomial
+    filter, with replicated borders. The result equals bilinear ×2 upsampling (``align_corners=False``)
+    and is written as a padded transposed conv so that exact tiling and ONNX export handle it."""
+    return nn.Sequential(
+        nn.ReplicationPad2d(1), FixedDepthwiseConvTranspose2d(channels, 4 * _binomial_filter(4), stride=2, padding=3)
+    )
+
+
 def final_activation(kind: str) -> nn.Module:
     """tanh matches inputs normalized to [-1, 1] (GANs in Action ch.5 tips); sigmoid is seed 000's
     choice for [0, 1] images; none gives raw outputs."""
@@ -103,7 +148,7 @@ def init_weights(module: nn.Module, kind: str = "normal", gain: float = 0.02) ->
     004); norm scales from N(1, gain). ``xavier``/``kaiming``/``orthogonal`` are offered as in the
     official code."""
     for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)) and isinstance(m.weight, nn.Parameter):
             if kind == "normal":
                 nn.init.normal_(m.weight, 0.0, gain)
             elif kind == "xavier":

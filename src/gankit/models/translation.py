@@ -1,0 +1,185 @@
+"""What every unpaired image-to-image translation model shares: the data and network options (one
+set of flags for CycleGAN, CUT and whatever comes next), the networks those options build, the
+unaligned A/B training batches, the fixed inputs of sample grids, and the measurement of what
+autograd keeps for a step. A translation model file adds its own losses and training step only."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from gankit.config import GANConfig, opt, option_error
+from gankit.data.loading import domain_pair, make_loader
+from gankit.data.streams import PositionedSource
+from gankit.data.transforms import PREPROCESS_CHOICES
+from gankit.distributed import Shard
+from gankit.losses import GAN_LOSSES
+from gankit.nn import DISCRIMINATORS, GENERATORS, build_discriminator, build_generator, init_weights
+from gankit.nn.conv import ConvAlgorithmTuner, tune_convolutions
+from gankit.nn.generators import generator_size_multiple
+from gankit.nn.layers import NORMS, PADDINGS
+
+CONV_ALGORITHMS = ("tuned", "plain", "nnpack", "winograd")  # see gankit.nn.conv
+INITS = ("normal", "xavier", "kaiming", "orthogonal")
+
+
+@dataclass
+class TranslationConfig(GANConfig):
+    """The options every translation model between two image domains has: where the two domains come
+    from and how images become crops, the generator and discriminator families, the adversarial game,
+    the optimizer and its schedule. Defaults are CycleGAN's (Zhu et al. 2017 and its official code)."""
+
+    # data
+    dataset: str = opt("demo", "recipe name (see `gankit recipes`) or a folder with trainA/trainB", group="data")
+    domain_a: list[str] = opt([], "folder(s) of domain A images (overrides --dataset)", group="data")
+    domain_b: list[str] = opt([], "folder(s) of domain B images (overrides --dataset)", group="data")
+    channels_a: int | None = opt(None, "channels of domain A (1 gray, 3 colour; default from the recipe)",
+                                 choices=(1, 3), group="data")  # fmt: skip
+    channels_b: int | None = opt(None, "channels of domain B", choices=(1, 3), group="data")
+    load_size: int | None = opt(None, "resize images to this before cropping (default from the recipe)", group="data",
+                                ge=16)  # fmt: skip
+    size: int | None = opt(None, "crop size in pixels (default from the recipe)", group="data", ge=16)
+    preprocess: str | None = opt(None, "how images become crops (default from the recipe)", group="data",
+                                 choices=PREPROCESS_CHOICES)  # fmt: skip
+    flip: bool = opt(True, "random horizontal flips", group="data")
+    swap: bool = opt(False, "exchange domains A and B (train B→A as a2b)", group="data")
+    serial_batches: bool = opt(False, "pair B by index instead of at random", group="data")
+    on_bad: str = opt("warn", "bad image files: warn (skip them) or error", choices=("warn", "error"), group="data")
+    workers: int = opt(1, "data loading worker processes (0 = in the training thread)", group="data", ge=0)
+    # model
+    generator: str = opt("resnet", "generator architecture", choices=GENERATORS, group="model")
+    blocks: int = opt(9, "residual blocks of the resnet generator (6 for 128 px, 9 for 256 px)", group="model", ge=1)
+    antialias: bool = opt(False, "resnet generator: anti-aliased (blurred) down- and upsampling (Zhang 2019; CUT's "
+                          "default)", group="model")  # fmt: skip
+    unet_depth: int | None = opt(None, "levels of unet generators (unet 4, unet-skip 8)", group="model", ge=1)
+    ngf: int | None = opt(None, "generator base width (default per architecture)", group="model", ge=1)
+    kernel_size: int = opt(3, "kernel size of the unet generator and scalar discriminator (seed 000)", group="model",
+                           ge=1)  # fmt: skip
+    g_padding: str = opt("reflect", "generator padding", choices=PADDINGS, group="model")
+    dropout: float = opt(0.0, "dropout in generator blocks", group="model", ge=0, lt=1)
+    final: str = opt("tanh", "generator output activation", choices=("tanh", "sigmoid", "none"), group="model")
+    discriminator: str = opt("patch", "discriminator architecture", choices=DISCRIMINATORS, group="model")
+    ndf: int | None = opt(None, "discriminator base width", group="model", ge=1)
+    d_layers: int = opt(3, "stride-2 layers of the PatchGAN (3 = 70x70 patches)", group="model", ge=1)
+    d_padding: str = opt("zeros", "discriminator padding (reflect per seed 003)", choices=PADDINGS, group="model")
+    d_sigmoid: bool = opt(False, "sigmoid on discriminator outputs (use only with --gan-loss lsgan)", group="model")
+    norm: str = opt("instance", "normalization layer", choices=NORMS, group="model")
+    init: str = opt("normal", "weight init", choices=INITS, group="model")
+    init_gain: float = opt(0.02, "std of the normal init", group="model", gt=0)
+    # losses
+    gan_loss: str = opt("lsgan", "adversarial game", choices=GAN_LOSSES, group="loss")
+    # optimization
+    optimizer: str = opt("adam", "optimizer", choices=("adam", "rmsprop"), group="optim")
+    rms_alpha: float = opt(0.9, "RMSprop smoothing constant (Keras rho)", group="optim", ge=0, lt=1)
+    weight_decay: float = opt(0.0, "L2 weight decay", group="optim", ge=0)
+    schedule: str = opt("linear", "lr schedule", choices=("linear", "constant", "inverse-time"), group="optim")
+    decay_start: float = opt(0.5, "linear: fraction of --steps after which lr decays linearly to 0", group="optim",
+                             ge=0, le=1)  # fmt: skip
+    time_decay: float = opt(6e-8, "inverse-time: lr / (1 + decay·step), Keras 'decay' (seed 000)", group="optim",
+                            ge=0)  # fmt: skip
+    # run
+    steps: int = opt(2000, "training steps: generator updates (each after --n-critic discriminator updates)",
+                     group="run", ge=1)  # fmt: skip
+    batch_size: int = opt(1, "images per domain per batch", group="run", ge=1)
+    conv_algorithms: str = opt("tuned", "CPU convolutions: tuned (time oneDNN, NNPACK Winograd/FFT, Winograd weight "
+                               "gradients and column taps once per layer shape and keep the fastest; off with "
+                               "--deterministic), plain (PyTorch's own), nnpack (NNPACK wherever it applies) or "
+                               "winograd (NNPACK and Winograd weight gradients wherever they apply): the last two "
+                               "to check their numerics", choices=CONV_ALGORITHMS,
+                               group="run")  # fmt: skip
+    out: str = opt("runs/translation", "run folder", group="run")
+
+    def validate(self):
+        super().validate()
+        if self.size is not None:
+            multiple = generator_size_multiple(self.generator, depth=self.unet_depth)
+            if self.size % multiple:
+                raise option_error("size", self.size, f"--generator {self.generator} needs a multiple of {multiple}")
+            resizes = self.preprocess in (None, "resize_and_crop", "scale_shortside_and_crop")
+            if self.load_size is not None and self.load_size < self.size and resizes:
+                raise option_error("load_size", self.load_size, f"must be ≥ --size {self.size}")
+        if self.kernel_size % 2 == 0:
+            raise option_error("kernel_size", self.kernel_size, "expected an odd number")
+        if self.antialias and self.generator != "resnet":
+            raise option_error("antialias", True, f"an option of the resnet generator, not of {self.generator}")
+        return self
+
+
+def build_translation_generator(config: TranslationConfig, in_channels: int, out_channels: int) -> nn.Module:
+    """The generator the options describe (before :func:`init_translation_networks`)."""
+    c = config
+    return build_generator(c.generator, in_channels, out_channels, ngf=c.ngf, n_blocks=c.blocks, depth=c.unet_depth,
+                        kernel_size=c.kernel_size, norm=c.norm, padding=c.g_padding, dropout=c.dropout,
+                        final=c.final, antialias=c.antialias)  # fmt: skip
+
+
+def build_translation_discriminator(config: TranslationConfig, channels: int) -> nn.Module:
+    """The discriminator the options describe for images of ``channels``."""
+    c = config
+    return build_discriminator(c.discriminator, channels, ndf=c.ndf, n_layers=c.d_layers, norm=c.norm,
+                            padding=c.d_padding, sigmoid=c.d_sigmoid, image_size=c.size,
+                            kernel_size=c.kernel_size)  # fmt: skip
+
+
+def init_translation_networks(config: TranslationConfig, networks: Iterable[nn.Module]) -> None:
+    """``--init`` on each network, once all are built (the order of random draws reproduces runs)."""
+    for net in networks:
+        init_weights(net, config.init, config.init_gain)
+
+
+def conv_tuner_for(config: TranslationConfig, module: nn.Module) -> ConvAlgorithmTuner | None:
+    """Hand the tuned convolutions of ``module`` a tuner as ``--conv-algorithms`` asks (none with
+    ``plain`` or ``--deterministic``); returns it (timings, not weights: not in the state dict)."""
+    if config.conv_algorithms == "plain" or config.deterministic:
+        return None
+    force = {"nnpack": ("nnpack",), "winograd": ("nnpack", "winograd")}.get(config.conv_algorithms, ())
+    tuner = ConvAlgorithmTuner(force=force)
+    tune_convolutions(module, tuner)
+    return tuner
+
+
+def unaligned_batches(config: TranslationConfig, pair, shard: Shard) -> PositionedSource:
+    """Batches ``{"A": …, "B": …}`` of unaligned crops of the two domains, each a pure function of
+    (seed, position), so that resume and data-parallel ranks see exactly the images they should."""
+    data = "folders" if config.domain_a else config.dataset
+    global_batch = config.batch_size * shard.world
+    return PositionedSource(
+        f"{data}: {pair.description or ''}".strip(": "),
+        lambda position: iter(make_loader(config, pair, position // global_batch, shard)),
+        items_per_batch=global_batch,
+    )
+
+
+def fixed_grid_inputs(config: TranslationConfig, train_pair, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` evenly spaced test images of each domain (training images where there is no test split),
+    centre-cropped to the training size: the same inputs in every sample grid."""
+    from gankit.data.images import center_square_batch
+
+    try:
+        pair = domain_pair(config, "test")
+    except Exception:  # recipes without a test split show training images
+        pair = train_pair or domain_pair(config, "train")
+    return center_square_batch(pair.source_a, config.size, n), center_square_batch(pair.source_b, config.size, n)
+
+
+def saved_tensor_bytes(parameters: Iterable[torch.Tensor], step: Callable[[], object]) -> int:
+    """Bytes of the tensors autograd saves for the backward pass while ``step`` runs: measured, not
+    guessed. Storages of ``parameters`` (already resident) and a storage saved twice (a conv's input
+    is often a ReLU's output too) are not counted; the global RNG is left untouched."""
+    seen = {p.untyped_storage().data_ptr() for p in parameters}
+    saved = 0
+
+    def count(t: torch.Tensor) -> torch.Tensor:
+        nonlocal saved
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in seen:
+            seen.add(storage.data_ptr())
+            saved += storage.nbytes()
+        return t
+
+    with torch.random.fork_rng(devices=[]), torch.autograd.graph.saved_tensors_hooks(count, lambda t: t):
+        step()
+    return saved
