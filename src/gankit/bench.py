@@ -212,7 +212,8 @@ def bench_train_ranks(
     per_step = max(seconds[1] - seconds[0], 1e-9) / iters
     return {"bench": "train-ranks", "model": model, "ranks": nproc, "size": size, "blocks": blocks,
             "batch_size": batch_size, "s_per_iter": round(per_step, 4),
-            "images_per_s": round(batch_size * nproc / per_step, 3), "threads": max(1, (os.cpu_count() or 1) // nproc), "device": "cpu"}  # fmt: skip
+            "images_per_s": round(batch_size * nproc / per_step, 3),
+            "threads": max(1, (os.cpu_count() or 1) // nproc), "device": "cpu"}  # fmt: skip
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:
