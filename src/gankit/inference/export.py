@@ -1,4 +1,4 @@
-"""Export a CycleGAN generator to ONNX or TorchScript so it runs without gankit.
+"""Export a translation generator (CycleGAN, CUT, …) to ONNX or TorchScript so it runs without gankit.
 
 The exported network takes ``(N, C_in, H, W)`` float32 in [-1, 1] and returns ``(N, C_out, H, W)``
 in [-1, 1] (with the default tanh output). N, H and W are dynamic; H and W must be multiples of the
@@ -73,6 +73,7 @@ def export_metadata(model, direction: str, fmt: str, *, opset: int | None = None
         "input_name": INPUT_NAME,
         "output_name": OUTPUT_NAME,
         "generator": config.generator,
+        "model_kind": getattr(model, "kind", "cyclegan"),
         "gankit_version": __version__,
         "torch_version": torch.__version__,
     }
@@ -122,7 +123,8 @@ def _onnx_bytes(net: nn.Module, example: torch.Tensor, opset: int, dynamic: bool
     onnx.helper.set_model_props(proto, fields)
     proto.producer_name = "gankit"
     proto.doc_string = (
-        f"gankit CycleGAN generator {meta['direction']}: (N, {meta['in_channels']}, H, W) float32 in [-1, 1] -> "
+        f"gankit {meta['model_kind']} generator {meta['direction']}: (N, {meta['in_channels']}, H, W) float32 in "
+        "[-1, 1] -> "
         f"(N, {meta['out_channels']}, H, W); H, W multiples of {meta['size_multiple']}"
     )
     onnx.checker.check_model(proto)
@@ -146,7 +148,7 @@ def _torchscript_bytes(net: nn.Module, example: torch.Tensor, meta: dict) -> byt
 def export_generator(
     model, direction: str, fmt: str, out: str | Path, *, opset: int = 17, dynamic: bool = True, size: int | None = None
 ) -> Path:
-    """Export the ``direction`` generator of a :class:`~gankit.models.cyclegan.CycleGAN` to ``out``.
+    """Export the ``direction`` generator of a translator (any model with a ``generator(direction)``) to ``out``.
 
     ``fmt`` is ``"onnx"`` or ``"torchscript"``. With ``dynamic`` (default) batch, height and width are
     free; otherwise the file only accepts ``(1, C_in, size, size)`` where ``size`` defaults to the training
@@ -154,8 +156,9 @@ def export_generator(
     """
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    if direction not in ("a2b", "b2a"):
-        raise ExportError(f"direction must be 'a2b' or 'b2a', got {direction!r}")
+    if direction not in getattr(model, "directions", ("a2b", "b2a")):
+        have = " and ".join(getattr(model, "directions", ("a2b", "b2a")))
+        raise ExportError(f"--direction {direction}: this model translates {have} only")
     out = Path(out)
     _check_out(out)
     net = _plain_generator(model, direction)
