@@ -79,6 +79,27 @@ def test_two_ranks_of_batch_1_see_what_one_process_of_batch_2_sees(shared_data, 
         assert diff.quantile(0.99) < 1e-4, net
 
 
+def test_cut_on_two_ranks_draws_the_flips_and_patches_of_one_process(shared_data, tmp_path):
+    """CUT with identity NCE and flip equivariance both on: every random draw (flips, patch positions)
+    is made per image, so 2 ranks × 1 train as 1 × 2 (losses at every step, weights after 4 steps)."""
+    common = ["cut", "--dataset", "apple2orange", "--size", "32", "--blocks", "2", "--ngf", "8", "--ndf", "8",
+              "--nce-layers", "input", "down2", "block2", "--nce-patches", "16", "--nce-dim", "16",
+              "--flip-equivariance", "--seed", "1", "--deterministic", "--threads", "1", "--log-every", "1",
+              "--no-progress", "--data-root", str(shared_data), "--steps", "4", "--checkpoint-every", "4"]  # fmt: skip
+    run([*TORCHRUN, "--standalone", "--nproc_per_node", "2", "-m", "gankit", "train", *common, "--batch-size", "1",
+         "--out", str(tmp_path / "ranks")])  # fmt: skip
+    run(gankit("train", *common, "--batch-size", "2", "--out", str(tmp_path / "one")))
+    a = np.genfromtxt(tmp_path / "ranks" / "losses.csv", delimiter=",", names=True)
+    b = np.genfromtxt(tmp_path / "one" / "losses.csv", delimiter=",", names=True)
+    assert "NCE_idt" in a.dtype.names
+    for name in a.dtype.names:
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-4, err_msg=name)
+    wa, wb = networks(tmp_path / "ranks", 4), networks(tmp_path / "one", 4)
+    for net, state in wa.items():
+        diff = torch.cat([(v.float() - wb[net][k].float()).abs().flatten() for k, v in state.items()])
+        assert diff.quantile(0.99) < 1e-4, net
+
+
 def test_two_ranks_of_batch_8_equal_one_of_16_with_batch_norm(shared_data, tmp_path):
     """cgan (batch norm in G and D): the global-batch norm makes 2 × 8 the same computation as 1 × 16."""
     common = [*CGAN, "--data-root", str(shared_data), "--steps", "6", "--checkpoint-every", "6"]

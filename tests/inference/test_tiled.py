@@ -101,9 +101,16 @@ def test_disk_backed_activations_match(photo_path, tmp_path):
 
 @pytest.mark.parametrize(
     "kw",
-    [dict(norm="none", padding="zeros"), dict(norm="batch", padding="replicate", dropout=0.5)],
+    [
+        dict(norm="none", padding="zeros"),
+        dict(norm="batch", padding="replicate", dropout=0.5),
+        dict(antialias=True),
+        dict(antialias=True, norm="none"),
+    ],
 )
 def test_other_norms_and_paddings(photo_path, kw):
+    """… and CUT's antialiased sampling: blurred subsampling (a fixed depthwise conv) and blurred
+    upsampling (a replication-padded transposed conv), tiled exactly."""
     g = small_resnet(**kw)
     for m in g.modules():
         if isinstance(m, nn.BatchNorm2d):  # non-trivial running statistics

@@ -144,7 +144,8 @@ def test_train_translate_and_export_through_the_cli(shared_data, tmp_path, capsy
     run = tmp_path / kind
     args = ["train", kind, "--dataset", "apple2orange", "--data-root", str(shared_data), "--size", "32", "--load-size",
             "36", "--blocks", "2", "--ngf", "4", "--ndf", "4", "--nce-layers", "input", "down2", "block2",
-            "--nce-patches", "16", "--nce-dim", "8", "--steps", "2", "--log-every", "1", "--no-progress", "--out", str(run)]  # fmt: skip
+            "--nce-patches", "16", "--nce-dim", "8", "--steps", "2", "--log-every", "1", "--no-progress",
+            "--out", str(run)]  # fmt: skip
     assert main(args) == 0
     lines = (run / "losses.csv").read_text().splitlines()
     assert "NCE" in lines[0] and len(lines) == 3

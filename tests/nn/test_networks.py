@@ -73,3 +73,44 @@ def test_unknown_names_raise():
         build_generator("nope", 3, 3)
     with pytest.raises(ValueError, match="unknown discriminator"):
         build_discriminator("nope", 3)
+
+
+def test_antialiased_blur_layers_are_binomial_filters():
+    """Blurred subsampling averages [1, 2, 1]⊗[1, 2, 1]/16 over reflected borders; blurred upsampling
+    is bilinear ×2; neither has anything to train or save."""
+    import torch.nn.functional as F
+
+    from gankit.nn.layers import blur_downsample, blur_upsample
+
+    x = torch.randn(2, 5, 9, 8)
+    down, up = blur_downsample(5), blur_upsample(5)
+    padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+    w = torch.tensor([1.0, 2.0, 1.0])
+    expected = F.conv2d(padded, (torch.outer(w, w) / 16).expand(5, 1, 3, 3), stride=2, groups=5)
+    torch.testing.assert_close(down(x), expected)
+    torch.testing.assert_close(up(x), F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False))
+    assert down(x).shape == (2, 5, 5, 4) and up(x).shape == (2, 5, 18, 16)
+    assert not list(down.parameters()) and not down.state_dict() and not up.state_dict()
+
+
+@pytest.mark.parametrize("antialias", [False, True])
+def test_feature_taps_give_the_plain_forward_and_stop_early(antialias):
+    torch.manual_seed(0)
+    g = init_weights(ResnetGenerator(3, 3, ngf=4, n_blocks=3, antialias=antialias))
+    x = torch.randn(2, 3, 32, 32)
+    out, feats = g.forward_with_taps(x, ["input", "stem", "down1", "down2", "block1", "block3"])
+    assert torch.equal(out, g(x))
+    assert feats[0] is x
+    assert [f.shape[1] for f in feats] == [g.tap_channels(t) for t in ("input", "stem", "down1", "down2", "block1",
+                                                                        "block3")]  # fmt: skip
+    assert feats[2].shape[-1] == (32 if antialias else 16)  # the raw conv output, before any subsampling
+    none, early = g.forward_with_taps(x, ["block1", "down2"], encode_only=True)
+    assert none is None and torch.equal(early[0], feats[4]) and torch.equal(early[1], feats[3])
+    with pytest.raises(ValueError, match="unknown tap"):
+        g.forward_with_taps(x, ["block4"])
+
+
+def test_antialias_is_off_by_default_and_keeps_cyclegan_parameter_count():
+    plain, blurred = ResnetGenerator(3, 3), ResnetGenerator(3, 3, antialias=True)
+    assert count_parameters(plain) == count_parameters(blurred) == 11_378_179  # same convs, fixed filters extra
+    assert not any("Blur" in type(m).__name__ for m in plain.modules())

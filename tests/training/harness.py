@@ -20,6 +20,12 @@ from gankit.models.persist import read_checkpoint
 KINDS = {
     "cyclegan": ["--dataset", "apple2orange", "--size", "32", "--load-size", "36", "--blocks", "1", "--ngf", "8",
                  "--ndf", "8", "--pool-size", "3", "--dropout", "0.2", "--workers", "1"],
+    "cut": ["--dataset", "apple2orange", "--size", "32", "--load-size", "36", "--blocks", "2", "--ngf", "8", "--ndf",
+            "8", "--nce-layers", "input", "down1", "down2", "block2", "--nce-patches", "16", "--nce-dim", "16",
+            "--workers", "1"],
+    "fastcut": ["--dataset", "apple2orange", "--size", "32", "--load-size", "36", "--blocks", "2", "--ngf", "8",
+                "--ndf", "8", "--nce-layers", "input", "down2", "block1", "--nce-patches", "16", "--nce-dim", "16",
+                "--workers", "1"],
     "cgan": ["--z-dim", "8", "--g-width", "4", "--d-width", "4", "--batch-size", "8", "--n-critic", "2"],
     "sgan": ["--z-dim", "8", "--g-width", "4", "--d-width", "4", "--batch-size", "8", "--baseline-steps", "1"],
     "progan": ["--dataset", "mnist", "--latent-dim", "8", "--fmap-base", "32", "--fmap-max", "8", "--batch-size", "4"],

@@ -51,7 +51,10 @@ TRAINING_CADENCES = ("steps", "checkpoint_every", "sample_every", "log_every")
 
 # --- checkpoints ------------------------------------------------------------------------------------------
 def checkpoint_state(model: Model, step: int, data: Mapping[str, Any], rng: Mapping[str, Any],
-                     ranks: list[dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
+                     ranks: list[dict[str, Any]] | None = None,
+                     effort: Mapping[str, float] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Everything a resume needs; ``effort`` (wall and process CPU seconds spent training so far,
+    summed over resumes) rides along so that budgets in CPU time can be compared across runs."""
     state = {
         "format": CHECKPOINT_FORMAT,
         "kind": model.kind,
@@ -67,6 +70,8 @@ def checkpoint_state(model: Model, step: int, data: Mapping[str, Any], rng: Mapp
     }
     if ranks is not None:
         state["ranks"] = ranks
+    if effort is not None:
+        state["effort"] = {k: float(v) for k, v in effort.items()}
     return state | {"checksum": content_digest(state)}
 
 

@@ -35,6 +35,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,7 +150,8 @@ def _start(kind: str, config: RunConfig, run_dir: Path, checkpoint: tuple[Path, 
             write_run_config(run_dir, kind, model.config)
         if checkpoint:
             log(f"resuming {run_dir} from step {step} ({checkpoint[0].name})")
-        return _loop(model, source, run_dir, step, progress=progress and shard.is_main, log=log)
+        effort = Effort(checkpoint[1].get("effort") if checkpoint else None)
+        return _loop(model, source, run_dir, step, effort, progress=progress and shard.is_main, log=log)
     finally:
         leave()
 
@@ -184,7 +186,23 @@ def _global_batch(model: Model) -> int:
     return int(getattr(model.config, "batch_size", 1)) * model.shard.world
 
 
-def save_checkpoint(model: Model, source: BatchSource, run_dir: Path, step: int) -> Path | None:
+class Effort:
+    """Wall and CPU seconds spent in the training loop, carried over resumes in the checkpoints. CPU
+    time is this process's (every thread; rank 0's in a data-parallel run; data-loading worker
+    processes not included): the measure of "same compute" comparisons on a shared machine."""
+
+    def __init__(self, before: Mapping[str, float] | None = None):
+        before = before or {}
+        self.wall0, self.cpu0 = float(before.get("seconds", 0.0)), float(before.get("cpu_seconds", 0.0))
+        self.t0, self.c0 = time.perf_counter(), time.process_time()
+
+    def totals(self) -> dict[str, float]:
+        return {"seconds": round(self.wall0 + time.perf_counter() - self.t0, 3),
+                "cpu_seconds": round(self.cpu0 + time.process_time() - self.c0, 3)}  # fmt: skip
+
+
+def save_checkpoint(model: Model, source: BatchSource, run_dir: Path, step: int,
+                    effort: Effort | None = None) -> Path | None:  # fmt: skip
     """Write the checkpoint of ``step`` (rank 0; every rank of a data-parallel run must call it, since
     each sends its own state). Returns its path on rank 0, None on the others."""
     shard = model.shard
@@ -194,7 +212,8 @@ def save_checkpoint(model: Model, source: BatchSource, run_dir: Path, step: int)
         if not shard.is_main:
             return None
     folder = run_dir / "checkpoints"
-    state = checkpoint_state(model, step, source.state_dict(), rng_state(), ranks=ranks)
+    state = checkpoint_state(model, step, source.state_dict(), rng_state(), ranks=ranks,
+                             effort=effort.totals() if effort else None)  # fmt: skip
     path = atomic_torch_save(state, folder / f"step_{step:07d}.pt")
     prune_checkpoints(folder, model.config.keep_checkpoints)
     return path
@@ -318,7 +337,8 @@ def _resume_hint(run_dir: Path) -> str:
     return f"{newest}resume with `gankit train --resume {run_dir}`"
 
 
-def _loop(model: Model, source: BatchSource, run_dir: Path, step: int, *, progress: bool, log) -> TrainResult:
+def _loop(model: Model, source: BatchSource, run_dir: Path, step: int, effort: Effort, *, progress: bool,
+          log) -> TrainResult:  # fmt: skip
     from tqdm import tqdm
 
     from gankit.training.report import LossLog, TensorBoardLogger
@@ -336,7 +356,7 @@ def _loop(model: Model, source: BatchSource, run_dir: Path, step: int, *, progre
 
     def checkpoint() -> None:
         nonlocal saved_at, saved_step
-        save_checkpoint(model, source, run_dir, step)
+        save_checkpoint(model, source, run_dir, step, effort)
         if main:
             write_report(model, source, run_dir, step)
         saved_at, saved_step = time.monotonic(), step
@@ -416,6 +436,8 @@ def _loop(model: Model, source: BatchSource, run_dir: Path, step: int, *, progre
         "kind": model.kind,
         "step": step,
         "seconds": round(seconds, 2),
+        "total_seconds": effort.totals()["seconds"],
+        "cpu_seconds": effort.totals()["cpu_seconds"],
         "data_wait_fraction": round(waited / max(seconds, 1e-9), 4),
         "skipped_images": int(getattr(source, "skipped_images", 0)),
         "ranks": shard.world,
