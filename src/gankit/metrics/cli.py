@@ -13,7 +13,8 @@ from gankit.runtime import resolve_device
 
 def add_eval_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.description = (
-        "Score a CycleGAN on a test split in both directions (`gankit eval runs/a2o --dataset apple2orange "
+        "Score a translation model (CycleGAN, CUT, …) on a test split in every direction it translates "
+        "(`gankit eval runs/a2o --dataset apple2orange "
         "--out eval/a2o`), or any two folders of images (`gankit eval --real DIR --fake DIR --out eval/x`). "
         "Writes report.json and report.html and prints the metrics table."
     )
