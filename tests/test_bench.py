@@ -33,6 +33,23 @@ def test_infer_bench_and_cli_json():
     assert "winograd" in {r["chosen"] for r in rows[0]["conv_choices"]}
 
 
+def test_bench_train_times_each_model_in_its_own_process():
+    """`--model fastcut cut cyclegan`: one JSON row per model, each from a fresh process (its own peak
+    RSS), each in the model's default configuration; FastCUT counts fewer FLOPs than CUT (no identity
+    pass). (At this toy width the MLP heads outweigh the convolutions, so CUT is not below CycleGAN.)"""
+    out = subprocess.run(
+        [sys.executable, "-m", "gankit", "bench", "train", "--model", "fastcut", "cut", "cyclegan", "--size", "32",
+         "--blocks", "5", "--ngf", "4", "--iters", "1", "--warmup", "0", "--json"], capture_output=True, text=True,
+        check=True,
+    )  # fmt: skip
+    rows = {r["model"]: r for r in map(json.loads, out.stdout.splitlines())}
+    assert list(rows) == ["fastcut", "cut", "cyclegan"]
+    assert all(r["s_per_iter"] > 0 and r["size"] == 32 and r["blocks"] == 5 for r in rows.values())
+    assert rows["fastcut"]["tflop_per_iter"] < rows["cut"]["tflop_per_iter"]
+    pids = {r["pid"] for r in rows.values()}
+    assert len(pids) == 3
+
+
 def test_bench_train_on_two_processes_reports_throughput(shared_data, capsys):
     import json
 

@@ -6,6 +6,7 @@ warm-up; CUDA timings synchronize."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import resource
 import statistics
 import time
@@ -143,7 +144,7 @@ def bench_train(
         "conv_choices": tuner.summary() if tuner else [],
         "s_per_iter": s, "s_min": min(times), "s_max": max(times), "iters_per_s": 1 / s,
         "images_per_s": 2 * batch_size / s, "tflop_per_iter": flops / 1e12, "gflops": flops / s / 1e9,
-        "peak_rss_mb": peak, **_environment(dev),
+        "peak_rss_mb": peak, "pid": os.getpid(), **_environment(dev),
     }  # fmt: skip
 
 
