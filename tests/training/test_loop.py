@@ -126,7 +126,7 @@ def test_checkpoint_and_weights_schema(tmp_path):
     run = tmp_path / "run"
     state = safe_torch_load(list_checkpoints(run / "checkpoints")[-1][1])
     assert set(state) == {"format", "kind", "gankit_version", "config", "step", "networks", "optimizers", "scaler",
-                          "extra", "data", "rng", "checksum"}  # fmt: skip
+                          "extra", "data", "rng", "effort", "checksum"}  # fmt: skip
     assert state["format"] == "gankit-checkpoint-2" and state["kind"] == KIND and state["step"] == 3
     assert set(state["networks"]) == set(state["optimizers"]) == {"g", "d"}
     assert state["config"]["width"] == 8 and state["extra"] == {}
@@ -159,6 +159,21 @@ def test_resume_continues_exactly_as_an_uninterrupted_run(tmp_path):
     assert (tmp_path / "b" / "run" / "losses.csv").read_bytes() == (tmp_path / "a" / "run" / "losses.csv").read_bytes()
     assert yaml.safe_load((tmp_path / "b" / "run" / "config.yaml").read_text())["steps"] == 6
     _weights_equal(load_model(full.out, device="cpu"), load_model(part.out, device="cpu"))
+
+
+def test_wall_and_cpu_time_add_up_over_resumes(tmp_path):
+    """Each checkpoint carries the wall and process CPU seconds spent so far, summed over resumes (what
+    "equal CPU time" comparisons of runs read); the summary reports the totals."""
+    part = _config(tmp_path, steps=3)
+    train(part, **QUIET)
+    first = safe_torch_load(list_checkpoints(tmp_path / "run" / "checkpoints")[-1][1])["effort"]
+    assert set(first) == {"seconds", "cpu_seconds"} and first["cpu_seconds"] > 0 and first["seconds"] > 0
+    resume(part.out, steps=6, **QUIET)
+    second = safe_torch_load(list_checkpoints(tmp_path / "run" / "checkpoints")[-1][1])["effort"]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert second["cpu_seconds"] > first["cpu_seconds"] and second["seconds"] > first["seconds"]
+    assert summary["cpu_seconds"] >= second["cpu_seconds"] and summary["total_seconds"] >= second["seconds"]
+    assert summary["seconds"] < summary["total_seconds"]  # this session's loop only
 
 
 def test_resume_falls_back_to_an_older_checkpoint_and_redoes_the_steps_after_it(tmp_path):
