@@ -34,9 +34,15 @@ FLOORS = ("floor_a2b", "fid_cls_floor", "kid_cls_floor", "garbage_floor_success_
 
 
 def checkpoints(run: Path) -> list[tuple[int, Path]]:
+    """The checkpoints at the run's fixed interval (``--checkpoint-every``) and its last step; those a
+    stop for a pause wrote in between are left out."""
+    import yaml
+
     from gankit.io import list_checkpoints
 
-    return list_checkpoints(run / "checkpoints")
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    every, steps = config["checkpoint_every"], config["steps"]
+    return [(s, p) for s, p in list_checkpoints(run / "checkpoints") if s % every == 0 or s == steps]
 
 
 def effort_of(path: Path) -> dict:
