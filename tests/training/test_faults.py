@@ -113,10 +113,10 @@ def test_sigterm_during_a_checkpoint_write_keeps_it_whole(shared_data, tmp_path,
 
     original = loop.save_checkpoint
 
-    def signalled_while_saving(model, source, run_dir, step):
+    def signalled_while_saving(model, source, run_dir, step, *rest):
         if step == 2:
             os.kill(os.getpid(), signal.SIGTERM)
-        return original(model, source, run_dir, step)
+        return original(model, source, run_dir, step, *rest)
 
     monkeypatch.setattr(loop, "save_checkpoint", signalled_while_saving)
     run = tmp_path / "run"
@@ -136,6 +136,7 @@ def test_checkpoint_minutes_adds_a_time_cadence(shared_data, tmp_path, monkeypat
 
         now = 0.0
         perf_counter = staticmethod(time.perf_counter)
+        process_time = staticmethod(time.process_time)
 
         @classmethod
         def monotonic(cls):
