@@ -109,7 +109,7 @@ def _add_bench_parser(sub) -> None:
     p.add_argument("--warmup", type=int, default=2, help="untimed repetitions first")
     p.add_argument("--amp", default="off", choices=("off", "bf16", "fp16", "auto"))
     p.add_argument("--compile", action="store_true", help="train: torch.compile the networks (compiles in warm-up)")
-    from gankit.models.cyclegan import CONV_ALGORITHMS
+    from gankit.models.translation import CONV_ALGORITHMS
 
     p.add_argument("--conv-algorithms", default="tuned", choices=CONV_ALGORITHMS,
                    help="train: CPU convolution algorithms (see `gankit train --help`)")  # fmt: skip

@@ -32,8 +32,7 @@ def test_the_disk_budget_matches_a_real_checkpoint(shared_data, tmp_path, one_th
 
 def test_the_memory_estimate_is_near_the_measured_peak(shared_data, tmp_path):
     """A 64 px, batch 2 step of the default CycleGAN: the printed estimate against the process's peak
-    resident memory (measured 0.79–0.92× here, where allocator overheads weigh most; 1.1–1.2× at
-    128–256 px, docs/reliability.md)."""
+    resident memory (measured 0.98× alone; 1.1–1.2× at 128–256 px, docs/reliability.md)."""
     probe = ("import resource, sys; from gankit.launch import main; rc = main(sys.argv[1:]); "
              "print('peak', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024); sys.exit(rc)")  # fmt: skip
     done = subprocess.run([sys.executable, "-c", probe, "train", "cyclegan", "--data-root", str(shared_data),

@@ -31,7 +31,6 @@ from gankit.models.pool import ImagePool
 from gankit.models.registry import register
 from gankit.models.schedules import lr_factor, set_lr
 from gankit.models.translation import (
-    CONV_ALGORITHMS,
     TranslationConfig,
     build_translation_discriminator,
     build_translation_generator,
@@ -44,7 +43,6 @@ from gankit.models.translation import (
 from gankit.nn.conv import ConvAlgorithmTuner, tune_convolutions
 
 DIRECTIONS = ("a2b", "b2a")
-__all__ = ["CONV_ALGORITHMS", "CycleGANConfig", "CycleGANModel", "CycleGANNetworks", "cyclegan_config"]
 N_SAMPLES = 4
 
 
