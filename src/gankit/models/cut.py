@@ -34,27 +34,22 @@ from PIL import Image
 from torch import nn
 
 from gankit.config import opt, option_error
-from gankit.data.loading import domain_pair, resolve_config
-from gankit.data.streams import PositionedSource
 from gankit.errors import ConfigError
 from gankit.losses import AdversarialLoss, clip_weights, gradient_penalty, patch_nce_loss
-from gankit.models.base import Model, Translator, make_optimizer, set_requires_grad
+from gankit.models.base import make_optimizer, set_requires_grad
 from gankit.models.registry import register
 from gankit.models.schedules import lr_factor, set_lr
 from gankit.models.translation import (
     INITS,
     TranslationConfig,
+    UnpairedTranslationModel,
     build_translation_discriminator,
     build_translation_generator,
     conv_tuner_for,
-    fixed_grid_inputs,
     init_translation_networks,
-    saved_tensor_bytes,
-    unaligned_batches,
 )
 from gankit.nn.contrastive import PatchProjector
 
-N_SAMPLES = 4
 NCE_LAYERS = ["input", "down1", "down2", "block1", "block5"]
 
 
@@ -124,23 +119,18 @@ def flip_where(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 @register
-class CUTModel(Model, Translator):
+class CUTModel(UnpairedTranslationModel):
     kind = "cut"
     summary = "one-sided contrastive translation A→B (Park et al. 2020)"
     config_class = CUTConfig
     exported = ("g",)
 
     def __init__(self, config: CUTConfig, device: torch.device, *, for_training: bool = True):
-        pair = None
-        if config.channels_a is None or config.channels_b is None or config.size is None:
-            pair = domain_pair(config, "train")
-            config = resolve_config(config, pair)
+        super().__init__(config, device, for_training=for_training)
+        config = self.config
         if config.channels_a != config.channels_b:
             raise ConfigError(f"{self.kind} needs domains with equal channels (G encodes its own translations); "
                               f"A has {config.channels_a}, B has {config.channels_b}")  # fmt: skip
-        super().__init__(config, device, for_training=for_training)
-        self.pair = pair
-        self._fixed: tuple[torch.Tensor, torch.Tensor] | None = None
         self.g = build_translation_generator(config, config.channels_a, config.channels_b)
         nets: list[nn.Module] = [self.g]
         if for_training:
@@ -164,11 +154,6 @@ class CUTModel(Model, Translator):
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return self._optimizers if self.for_training else {}
-
-    def training_data(self) -> PositionedSource:
-        if self.pair is None:
-            self.pair = domain_pair(self.config, "train")
-        return unaligned_batches(self.config, self.pair, self.shard)
 
     def forward_batch(self, real_a: torch.Tensor, real_b: torch.Tensor) -> StepForward:
         """Translate A (and, with identity NCE, B) in one pass; flip first where FastCUT draws a flip."""
@@ -254,32 +239,10 @@ class CUTModel(Model, Translator):
         return {"D": terms.get("D", nan), "G": terms.get("G_adv", nan), "NCE": terms.get("NCE", nan)}
 
     def activation_bytes(self) -> int | None:
-        """Measured on one image at up to 64 px (see :func:`saved_tensor_bytes`), scaled by pixels and
-        batch size: the generator update, the larger of the two."""
-        c = self.config
+        """Measured for the generator update, the larger of the two (see :meth:`probed_activation_bytes`)."""
         if not self.for_training:
             return None
-        probe = min(c.size, 64)
-        a = torch.zeros(1, c.channels_a, probe, probe, device=self.device)
-        b = torch.zeros(1, c.channels_b, probe, probe, device=self.device)
-
-        def generator_update():
-            with self.precision.autocast():
-                self.generator_loss(self.forward_batch(a, b))
-
-        was_training = self.g.training
-        self.eval()
-        try:
-            params = [p for net in self.networks().values() for p in net.parameters()]
-            saved = saved_tensor_bytes(params, generator_update)
-        finally:
-            self.train(was_training)
-        return int(saved * (c.size / probe) ** 2 * c.batch_size)
-
-    def fixed_inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._fixed is None:
-            self._fixed = fixed_grid_inputs(self.config, self.pair, N_SAMPLES)
-        return self._fixed
+        return self.probed_activation_bytes(lambda a, b: self.generator_loss(self.forward_batch(a, b)))
 
     @torch.no_grad()
     def sample_grid(self, step: int) -> Image.Image:
@@ -295,15 +258,16 @@ class CUTModel(Model, Translator):
     def describe(self) -> dict[str, str]:
         c = self.config
         sampling = "antialiased" if c.antialias else "strided"
-        extras = [f"λ_NCE {c.lambda_nce:g}", f"τ {c.nce_temperature:g}", f"{c.nce_patches} patches",
-                  "identity NCE" if c.nce_idt else "no identity NCE"] + (["flip equivariance"] if c.flip_equivariance
-                                                                          else [])  # fmt: skip
+        nce = [f"layers {', '.join(c.nce_layers)}", f"λ_NCE {c.lambda_nce:g}", f"τ {c.nce_temperature:g}",
+               f"{c.nce_patches} patches", "identity NCE" if c.nce_idt else "no identity NCE"]  # fmt: skip
+        if c.flip_equivariance:
+            nce.append("flip equivariance")
         return {
             "model": f"{c.generator} generator ({c.blocks} blocks, {sampling} sampling) · {c.discriminator} "
             f"discriminator · {c.gan_loss}",
-            "PatchNCE": f"layers {', '.join(c.nce_layers)} · " + " · ".join(extras),
+            "PatchNCE": " · ".join(nce),
             "images": f"{c.size}px crops, channels A={c.channels_a} B={c.channels_b}, batch {c.batch_size}",
-            "grids": "each row: input | G(input) (A rows: translations; B rows: identity, G should keep b)",
+            "grids": "each row: input | G(input) (A rows: translations; B rows: G on a B image, which should keep it)",
         }
 
     # --- Translator ------------------------------------------------------------------------------------
@@ -316,10 +280,6 @@ class CUTModel(Model, Translator):
 
     def channels(self, direction: str = "a2b") -> tuple[int, int]:
         return self.config.channels_a, self.config.channels_b
-
-    @property
-    def image_size(self) -> int:
-        return int(self.config.size)
 
 
 @register

@@ -22,28 +22,23 @@ from PIL import Image
 from torch import nn
 
 from gankit.config import opt
-from gankit.data.loading import domain_pair, resolve_config
-from gankit.data.streams import PositionedSource
 from gankit.errors import ConfigError
 from gankit.losses import AdversarialLoss, clip_weights, cycle_loss, gradient_penalty, identity_loss
-from gankit.models.base import Model, Translator, make_optimizer, set_requires_grad
+from gankit.models.base import make_optimizer, set_requires_grad
 from gankit.models.pool import ImagePool
 from gankit.models.registry import register
 from gankit.models.schedules import lr_factor, set_lr
 from gankit.models.translation import (
     TranslationConfig,
+    UnpairedTranslationModel,
     build_translation_discriminator,
     build_translation_generator,
     conv_tuner_for,
-    fixed_grid_inputs,
     init_translation_networks,
-    saved_tensor_bytes,
-    unaligned_batches,
 )
 from gankit.nn.conv import ConvAlgorithmTuner, tune_convolutions
 
 DIRECTIONS = ("a2b", "b2a")
-N_SAMPLES = 4
 
 
 @dataclass
@@ -216,7 +211,7 @@ class CycleGANNetworks(nn.Module):
 
 
 @register
-class CycleGANModel(Model, Translator):
+class CycleGANModel(UnpairedTranslationModel):
     """CycleGAN on the model contract: the networks, Adam (or RMSprop) for G and for D, the two
     history pools, and batches of unaligned A/B images from a loader whose every batch is a pure
     function of (seed, position)."""
@@ -227,14 +222,9 @@ class CycleGANModel(Model, Translator):
     exported = ("g_ab", "g_ba")
 
     def __init__(self, config: CycleGANConfig, device: torch.device, *, for_training: bool = True):
-        pair = None
-        if config.channels_a is None or config.channels_b is None or config.size is None:
-            pair = domain_pair(config, "train")
-            config = resolve_config(config, pair)
         super().__init__(config, device, for_training=for_training)
+        config = self.config
         self.nets = CycleGANNetworks(config, with_discriminators=for_training).to(device)
-        self.pair = pair
-        self._fixed: tuple[torch.Tensor, torch.Tensor] | None = None
         if for_training:
             g_params = [*self.nets.g_ab.parameters(), *self.nets.g_ba.parameters()]
             d_params = [*self.nets.d_a.parameters(), *self.nets.d_b.parameters()]
@@ -259,11 +249,6 @@ class CycleGANModel(Model, Translator):
 
     def reference_passes(self):
         return self.nets.eager_passes()
-
-    def training_data(self) -> PositionedSource:
-        if self.pair is None:
-            self.pair = domain_pair(self.config, "train")
-        return unaligned_batches(self.config, self.pair, self.shard)
 
     def use_shard(self, shard) -> None:
         """Each rank keeps its own history pools (of its own fakes), seeded apart."""
@@ -318,27 +303,11 @@ class CycleGANModel(Model, Translator):
         return {"pool_a": self.pool_a.state_dict(), "pool_b": self.pool_b.state_dict()}
 
     def activation_bytes(self) -> int | None:
-        """Measured, not guessed: the tensors autograd saves for the generator update (the larger of the
-        two updates: both cycles and the identity passes) on one image at up to 64 px, scaled by pixels
-        and batch size (activations grow linearly with both). Weights saved by the convolutions are
-        not counted (they are already resident), nor is a storage saved twice; RNG and normalisation statistics
-        are left untouched."""
-        c = self.config
-        probe = min(c.size, 64)
-        a = torch.zeros(1, c.channels_a or 3, probe, probe, device=self.device)
-        b = torch.zeros(1, c.channels_b or 3, probe, probe, device=self.device)
-
-        def generator_update():
-            with self.precision.autocast():
-                self.nets.generator_loss(a, b, self.nets.cycle(a, b, identity=True))
-
-        was_training = self.nets.training
-        self.nets.eval()
-        try:
-            saved = saved_tensor_bytes(self.nets.parameters(), generator_update)
-        finally:
-            self.nets.train(was_training)
-        return int(saved * (c.size / probe) ** 2 * c.batch_size)
+        """Measured, not guessed, for the generator update (the larger of the two: both cycles and the
+        identity passes); see :meth:`probed_activation_bytes`."""
+        return self.probed_activation_bytes(
+            lambda a, b: self.nets.generator_loss(a, b, self.nets.cycle(a, b, identity=True))
+        )
 
     def extra_state_bytes(self) -> int:
         c = self.config
@@ -349,11 +318,6 @@ class CycleGANModel(Model, Translator):
         if self.for_training and "pool_a" in state:
             self.pool_a.load_state_dict(state["pool_a"], self.device)
             self.pool_b.load_state_dict(state["pool_b"], self.device)
-
-    def fixed_inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._fixed is None:
-            self._fixed = fixed_grid_inputs(self.config, self.pair, N_SAMPLES)
-        return self._fixed
 
     @torch.no_grad()
     def sample_grid(self, step: int) -> Image.Image:
@@ -385,10 +349,6 @@ class CycleGANModel(Model, Translator):
 
     def channels(self, direction: str = "a2b") -> tuple[int, int]:
         return self.nets.channels(direction)
-
-    @property
-    def image_size(self) -> int:
-        return int(self.config.size)
 
     @property
     def conv_tuner(self) -> ConvAlgorithmTuner | None:

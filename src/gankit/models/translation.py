@@ -12,11 +12,12 @@ import torch
 from torch import nn
 
 from gankit.config import GANConfig, opt, option_error
-from gankit.data.loading import domain_pair, make_loader
+from gankit.data.loading import domain_pair, make_loader, resolve_config
 from gankit.data.streams import PositionedSource
 from gankit.data.transforms import PREPROCESS_CHOICES
 from gankit.distributed import Shard
 from gankit.losses import GAN_LOSSES
+from gankit.models.base import Model, Translator
 from gankit.nn import DISCRIMINATORS, GENERATORS, build_discriminator, build_generator, init_weights
 from gankit.nn.conv import ConvAlgorithmTuner, tune_convolutions
 from gankit.nn.generators import generator_size_multiple
@@ -183,3 +184,54 @@ def saved_tensor_bytes(parameters: Iterable[torch.Tensor], step: Callable[[], ob
     with torch.random.fork_rng(devices=[]), torch.autograd.graph.saved_tensors_hooks(count, lambda t: t):
         step()
     return saved
+
+
+class UnpairedTranslationModel(Model, Translator):
+    """A model that learns to translate between two unaligned image domains: the config resolved
+    from the data (channels, size), the training pair loaded once, unaligned batches, the fixed
+    inputs of its sample grids and the measurement of its activations. Subclasses build their
+    networks and say how one training step and its largest update run."""
+
+    N_GRID_IMAGES = 4
+
+    def __init__(self, config: TranslationConfig, device: torch.device, *, for_training: bool = True):
+        pair = None
+        if config.channels_a is None or config.channels_b is None or config.size is None:
+            pair = domain_pair(config, "train")
+            config = resolve_config(config, pair)
+        super().__init__(config, device, for_training=for_training)
+        self.pair = pair
+        self._fixed: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def training_data(self) -> PositionedSource:
+        if self.pair is None:
+            self.pair = domain_pair(self.config, "train")
+        return unaligned_batches(self.config, self.pair, self.shard)
+
+    def fixed_inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The A and B images of every sample grid (see :func:`fixed_grid_inputs`)."""
+        if self._fixed is None:
+            self._fixed = fixed_grid_inputs(self.config, self.pair, self.N_GRID_IMAGES)
+        return self._fixed
+
+    @property
+    def image_size(self) -> int:
+        return int(self.config.size)
+
+    def probed_activation_bytes(self, update: Callable[[torch.Tensor, torch.Tensor], object]) -> int:
+        """What autograd keeps for ``update(a, b)`` (the model's largest update) on one image of each
+        domain at up to 64 px, in eval mode (normalisation statistics untouched), scaled by pixels and
+        batch size: activations grow linearly with both (:func:`saved_tensor_bytes`)."""
+        c = self.config
+        probe = min(c.size, 64)
+        a = torch.zeros(1, c.channels_a, probe, probe, device=self.device)
+        b = torch.zeros(1, c.channels_b, probe, probe, device=self.device)
+        params = [p for net in self.networks().values() for p in net.parameters()]
+        was_training = next(iter(self.networks().values())).training
+        self.eval()
+        try:
+            with self.precision.autocast():
+                saved = saved_tensor_bytes(params, lambda: update(a, b))
+        finally:
+            self.train(was_training)
+        return int(saved * (c.size / probe) ** 2 * c.batch_size)
