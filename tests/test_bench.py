@@ -59,3 +59,10 @@ def test_bench_train_on_two_processes_reports_throughput(shared_data, capsys):
                  "--warmup", "1", "--data-root", str(shared_data), "--json"]) == 0  # fmt: skip
     row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert row["bench"] == "train-ranks" and row["ranks"] == 2 and row["images_per_s"] > 0 and row["threads"] >= 1
+
+
+def test_bench_train_refuses_a_model_that_does_not_translate(capsys):
+    from gankit.cli import main
+
+    assert main(["bench", "train", "--model", "cgan", "--size", "32", "--iters", "1", "--warmup", "0"]) == 2
+    assert "--model cgan: not a translation model" in capsys.readouterr().err

@@ -46,3 +46,10 @@ def test_bad_values_are_named(tmp_path):
         CycleGANConfig(channels_a=2).validate()
     with pytest.raises(SystemExit):
         parse(["--generator", "vgg"])
+
+
+def test_antialiasing_is_refused_for_generators_other_than_resnet():
+    from gankit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--antialias True: an option of the resnet generator, not of unet"):
+        CycleGANConfig(generator="unet", antialias=True).validate()

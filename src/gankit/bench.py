@@ -65,25 +65,32 @@ def attainable_conv_gflops(device: torch.device, channels_last: bool = False, it
     return flops / t / 1e9
 
 
-class CycleGANSteps:
-    """gankit's CycleGAN training step on explicit batches (the one loop's unit of work, without its
-    data, logs and checkpoints): what the benchmarks time and compare with the official code."""
+class TrainingSteps:
+    """A translation model's training step on explicit batches (the one loop's unit of work, without
+    its data, logs and checkpoints): what the benchmarks time and compare with the official code."""
 
-    def __init__(self, config):
+    def __init__(self, config, kind: str = "cyclegan"):
         from gankit.models.persist import build_model
 
-        self.run = build_model(config, "cyclegan", config.device)
+        self.run = build_model(config, kind, config.device)
         if config.compile:
             self.run.compile_for_training()
         self.run.train()
-        self.model = self.run.nets
         self.step = 0
+
+    @property
+    def model(self):
+        """CycleGAN's networks module (what the side-by-side benchmarks read weights from)."""
+        return self.run.nets
 
     def train_step(self, real_a: torch.Tensor, real_b: torch.Tensor) -> dict[str, torch.Tensor]:
         self.step += 1
         terms = self.run.train_step([{"A": real_a, "B": real_b}], self.step)
         self.run.precision.update()
         return terms
+
+
+CycleGANSteps = TrainingSteps  # the name the official side-by-side benchmarks import
 
 
 def translation_config(model: str, **fields: Any):
@@ -110,30 +117,18 @@ def bench_train(
     override the defaults. With ``compile`` the warm-up includes torch.compile's compilation (give it
     ≥ 1 warm-up iteration); the tuned convolutions time their candidates during the first (untimed)
     iteration. FLOPs are counted on one more iteration through PyTorch's own convolutions."""
-    from gankit.models.persist import build_model
-
     dev = resolve_device(device)
     config = translation_config(model, size=size, generator=generator, blocks=blocks, ngf=ngf,
                                 batch_size=batch_size, device=str(dev), amp=amp, compile=compile,
                                 conv_algorithms=conv_algorithms)  # fmt: skip
-    run = build_model(config, model, dev)
-    if compile:
-        run.compile_for_training()
-    run.train()
+    steps = TrainingSteps(config, model)
+    run = steps.run
     a = torch.randn(batch_size, 3, size, size, device=dev)
     b = torch.randn(batch_size, 3, size, size, device=dev)
-    step = 0
-
-    def train_step() -> None:
-        nonlocal step
-        step += 1
-        run.train_step([{"A": a, "B": b}], step)
-        run.precision.update()
-
-    times = time_call(train_step, iters, warmup, dev)
+    times = time_call(lambda: steps.train_step(a, b), iters, warmup, dev)
     peak = peak_rss_mb()
     with run.reference_passes(), FlopCounterMode(display=False) as counter:
-        train_step()
+        steps.train_step(a, b)
     flops = counter.get_total_flops()
     s = statistics.median(times)
     tuner = getattr(run, "conv_tuner", None)

@@ -47,6 +47,7 @@ from gankit.models.translation import (
     build_translation_generator,
     conv_tuner_for,
     init_translation_networks,
+    score_real_and_fake,
 )
 from gankit.nn.contrastive import PatchProjector
 
@@ -198,10 +199,7 @@ class CUTModel(UnpairedTranslationModel):
 
     def discriminator_loss(self, real_b: torch.Tensor, fake_b: torch.Tensor) -> torch.Tensor:
         fake_b = fake_b.detach()
-        if self.config.norm != "batch":
-            score_real, score_fake = self.d(torch.cat([real_b, fake_b])).split([real_b.shape[0], fake_b.shape[0]])
-        else:
-            score_real, score_fake = self.d(real_b), self.d(fake_b)
+        score_real, score_fake = score_real_and_fake(self.d, real_b, fake_b, one_pass=self.config.norm != "batch")
         loss = self.adversarial.d_loss(score_real, score_fake)
         if self.config.gan_loss == "wgan-gp":
             loss = loss + self.config.gp_weight * gradient_penalty(self.d, real_b, fake_b)
@@ -217,10 +215,14 @@ class CUTModel(UnpairedTranslationModel):
             real_a = batch["A"].to(self.device, non_blocking=True)
             real_b = batch["B"].to(self.device, non_blocking=True)
             g_step = i == 0
-            with self.precision.autocast(), torch.set_grad_enabled(g_step):
-                forward = self.forward_batch(real_a, real_b)
             with self.precision.autocast():
-                loss_d = self.discriminator_loss(real_b, forward.fake_b)
+                if g_step:
+                    forward = self.forward_batch(real_a, real_b)
+                    fake_b = forward.fake_b
+                else:  # a further discriminator update (--n-critic): translations only, no features
+                    with torch.no_grad():
+                        fake_b = self.g(real_a)
+                loss_d = self.discriminator_loss(real_b, fake_b)
             self.precision.step(loss_d, self._optimizers["D"])
             if c.gan_loss == "wgan":
                 clip_weights(self.d, c.clip)

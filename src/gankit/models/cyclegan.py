@@ -35,6 +35,7 @@ from gankit.models.translation import (
     build_translation_generator,
     conv_tuner_for,
     init_translation_networks,
+    score_real_and_fake,
 )
 from gankit.nn.conv import ConvAlgorithmTuner, tune_convolutions
 
@@ -196,10 +197,7 @@ class CycleGANNetworks(nn.Module):
         for name, real, fake in (("D_a", real_a, fake_a), ("D_b", real_b, fake_b)):
             d = self._net(name.lower())
             fake = fake.detach()
-            if self.shares_batches and real.shape[1:] == fake.shape[1:]:
-                score_real, score_fake = d(torch.cat([real, fake])).split([real.shape[0], fake.shape[0]])
-            else:
-                score_real, score_fake = d(real), d(fake)
+            score_real, score_fake = score_real_and_fake(d, real, fake, one_pass=self.shares_batches)
             loss = self.adversarial.d_loss(score_real, score_fake)
             if self.config.gan_loss == "wgan-gp":
                 penalty = gradient_penalty(getattr(self, name.lower()), real, fake)  # eager: double backward

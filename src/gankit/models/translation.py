@@ -166,6 +166,14 @@ def fixed_grid_inputs(config: TranslationConfig, train_pair, n: int) -> tuple[to
     return center_square_batch(pair.source_a, config.size, n), center_square_batch(pair.source_b, config.size, n)
 
 
+def score_real_and_fake(d: nn.Module, real: torch.Tensor, fake: torch.Tensor, *, one_pass: bool):
+    """D's scores of real and fake images; in one pass of both when ``one_pass`` (exact when every image
+    is normalised on its own, i.e. not with batch norm) and the shapes allow it."""
+    if one_pass and real.shape[1:] == fake.shape[1:]:
+        return d(torch.cat([real, fake])).split([real.shape[0], fake.shape[0]])
+    return d(real), d(fake)
+
+
 def saved_tensor_bytes(parameters: Iterable[torch.Tensor], step: Callable[[], object]) -> int:
     """Bytes of the tensors autograd saves for the backward pass while ``step`` runs: measured, not
     guessed. Storages of ``parameters`` (already resident) and a storage saved twice (a conv's input

@@ -432,12 +432,13 @@ def _loop(model: Model, source: BatchSource, run_dir: Path, step: int, effort: E
         if tensorboard:
             tensorboard.close()
     seconds = time.perf_counter() - t0
+    totals = effort.totals()
     summary = {
         "kind": model.kind,
         "step": step,
         "seconds": round(seconds, 2),
-        "total_seconds": effort.totals()["seconds"],
-        "cpu_seconds": effort.totals()["cpu_seconds"],
+        "total_seconds": totals["seconds"],
+        "cpu_seconds": totals["cpu_seconds"],
         "data_wait_fraction": round(waited / max(seconds, 1e-9), 4),
         "skipped_images": int(getattr(source, "skipped_images", 0)),
         "ranks": shard.world,
