@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 from PIL import Image
 
 from gankit.cli import main
@@ -61,6 +62,22 @@ def test_dry_run_prints_resolved_yaml(tmp_path, capsys):
     assert main(["train", "cyclegan", "--config", str(cfg), "--swap", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "generator: unet-upsample" in out and "lambda_id: 0.9" in out and "swap: true" in out
+
+
+def test_digit_recipes_bring_digit_sized_networks_that_yaml_and_flags_override(tmp_path, capsys):
+    def resolved(*argv):
+        assert main(["train", "cyclegan", *argv, "--dry-run"]) == 0
+        return yaml.safe_load(capsys.readouterr().out)
+
+    digits = resolved("--dataset", "mnist-usps")
+    assert (digits["blocks"], digits["ngf"], digits["ndf"], digits["batch_size"]) == (6, 32, 32, 4)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("dataset: mnist-mnistm\nblocks: 3\n")
+    from_yaml = resolved("--config", str(cfg), "--batch-size", "2")
+    assert (from_yaml["blocks"], from_yaml["ngf"], from_yaml["batch_size"]) == (3, 32, 2)
+    photos = resolved("--dataset", "apple2orange")
+    assert (photos["blocks"], photos["ngf"], photos["batch_size"]) == (9, None, 1)
+    assert resolved("--dataset", "mnist-usps", "--domain-a", "x", "--domain-b", "y")["blocks"] == 9  # folders
 
 
 def test_console_script_help():
@@ -161,11 +178,14 @@ def test_models_lists_every_kind(capsys):
 
 
 def test_demo_runs_on_the_bundled_photos(tmp_path, capsys):
-    """The README's main job, shortened: it trains on data that ships with the install."""
+    """The README's main job, shortened: it trains on data that ships with the install and ends with the
+    commands that score and serve its model."""
     run = tmp_path / "demo"
     assert main(["demo", "--steps", "4", "--out", str(run), "--no-progress"]) == 0
     assert (run / "model.safetensors").is_file() and (run / "index.html").is_file()
-    assert "demo" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "demo" in out and f"gankit eval {run} --out {run}/eval" in out
+    assert out.rstrip().splitlines()[-1].endswith(f"gankit serve {run}")
 
 
 @pytest.mark.parametrize("command", ["translate", "export", "eval"])

@@ -8,8 +8,8 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "gankit"
 RANKS = {"errors": 0, "version": 0, "io": 0, "runtime": 0, "distributed": 0, "data": 1, "nn": 2, "losses": 3,
-         "config": 4, "models": 5, "training": 6, "inference": 6, "metrics": 7, "cli": 8, "api": 8, "bench": 8,
-         "launch": 9, "__init__": 9, "__main__": 9}  # fmt: skip
+         "config": 4, "models": 5, "training": 6, "inference": 6, "metrics": 7, "serve": 8, "cli": 8, "api": 8,
+         "bench": 8, "launch": 9, "__init__": 9, "__main__": 9}  # fmt: skip
 
 
 def module_name(path: Path) -> str:

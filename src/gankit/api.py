@@ -40,6 +40,9 @@ class CycleGAN(CycleGANNetworks):
         model = load_model(path, device)
         if not isinstance(model, CycleGANModel):
             raise CheckpointError(f"{path}: a {model.kind} model, not a CycleGAN (use gankit.models.load_model)")
+        if getattr(model.config, "latent_dim", 0):
+            raise CheckpointError(f"{path}: an Augmented CycleGAN (--latent-dim {model.config.latent_dim}), whose "
+                                  "generators take a latent code; use gankit.models.persist.load_model")  # fmt: skip
         nets = cls(model.config, with_discriminators=False)
         nets.load_state_dict(model.nets.state_dict())
         return nets.to(model.device).eval()

@@ -10,9 +10,11 @@ from pathlib import Path
 from gankit.config import add_config_arguments, config_from_args, read_yaml_options
 from gankit.errors import ConfigError, GankitError, Interrupted
 
-DEMO_PRESET = dict(ngf=32, ndf=32, blocks=6, steps=1000, sample_every=100, checkpoint_every=500, log_every=5,
-                   keep_checkpoints=1)  # fmt: skip
-"""Small enough to finish in under 5 minutes on 2 CPU cores, large enough to visibly learn."""
+DEMO_PRESET = dict(generator="unet", ngf=32, ndf=32, steps=2000, sample_every=200, checkpoint_every=1000,
+                   log_every=10, keep_checkpoints=1)  # fmt: skip
+"""Small enough to finish in under 5 minutes on 2 CPU cores, large enough to visibly learn: seed 000's U-Net
+carries the input's structure through its skips from the first steps, so the budget goes to the style
+(docs/results.md, "Demo")."""
 
 
 NPROC_HELP = ("data-parallel training on N processes of this machine (starts torchrun for you; --batch-size is "
@@ -56,11 +58,12 @@ def _add_sample_parser(sub) -> None:
 
 
 def _add_demo_parser(sub) -> None:
-    p = sub.add_parser("demo", help="train a small CycleGAN on built-in sample photos (gray ↔ colour)",
+    p = sub.add_parser("demo", help="train a small CycleGAN on built-in sample photos (photo ↔ cartoon)",
                        description="The main job on an embedded default: trains a small CycleGAN in a few "
-                       "minutes on CPU and writes a run folder with checkpoints, sample grids, loss curves and "
-                       "index.html.")  # fmt: skip
-    p.add_argument("--dataset", default="demo", help="recipe (default: scikit-image photos, gray ↔ colour)")
+                       "minutes on CPU to turn photos into cartoons and back (photos that ship with scikit-image "
+                       "and matplotlib; 33 held-out crops of 3 other photos show it at work), and writes a run "
+                       "folder with checkpoints, sample grids, loss curves and index.html.")  # fmt: skip
+    p.add_argument("--dataset", default="demo", help="recipe (default: bundled photos, photo ↔ cartoon)")
     p.add_argument("--data-root", default=None, help="data folder for recipes other than demo")
     p.add_argument("--out", default=None, help="run folder (default runs/demo-DATASET)")
     p.add_argument("--steps", type=int, default=None, help=f"iterations (default {DEMO_PRESET['steps']})")
@@ -89,6 +92,14 @@ def _add_translate_parser(sub) -> None:
     p.add_argument("--max-memory", default=None, metavar="SIZE",
                    help="memory a one-piece pass may use before tiling automatically, e.g. 4G or 800M "
                    "(default: half the available memory)")  # fmt: skip
+    p.add_argument("--samples", type=int, default=None, metavar="K",
+                   help="models trained with --latent-dim: write K translations of each input, INPUT_s0.png … "
+                   "INPUT_s{K-1}.png, with K codes drawn from the prior (the same K for every input)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=None, help="with --samples: seed of the K codes (default 0)")
+    p.add_argument("--like", default=None, metavar="REF_IMAGE",
+                   help="models trained with --latent-dim: translate with the target-domain code the model's "
+                   "encoder infers from the pair (input, REF_IMAGE), REF_IMAGE an example of the target domain; "
+                   "writes INPUT_like_REF.png")  # fmt: skip
 
 
 def _add_bench_parser(sub) -> None:
@@ -138,6 +149,40 @@ def _add_export_parser(sub) -> None:
     p.add_argument("--no-check", action="store_true", help="skip comparing the exported file with PyTorch")
 
 
+def _add_serve_parser(sub) -> None:
+    from gankit.serve.options import DEFAULT_MAX_PIXELS, TOKEN_ENV, ServeOptions
+
+    d = ServeOptions(runs=())
+    p = sub.add_parser("serve", help="a web page and an HTTP API over trained models (pip install \"gankit[serve]\")",
+                       description="Serve RUN folders (or model.safetensors / checkpoints) on a web page (upload an "
+                       "image, see the translation and the round trip) and an HTTP API (POST /api/translate, GET "
+                       "/api/models, GET /healthz). Binds 127.0.0.1 unless --host says otherwise; beyond loopback an "
+                       "access token is required. See docs/serve.md.")  # fmt: skip
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run folder, model.safetensors or checkpoint (several: one "
+                   "tab each)")  # fmt: skip
+    p.add_argument("--host", default=d.host, help="address to listen on (default %(default)s: this machine only)")
+    p.add_argument("--port", type=int, default=d.port, help="port (default %(default)s; 0: any free port)")
+    p.add_argument("--max-upload-mb", type=float, default=d.max_upload_mb,
+                   help="largest upload in MB (default %(default)s)")  # fmt: skip
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                   help="largest image in pixels, checked from its header before decoding; larger-than-memory "
+                   "images below it are tiled (default %(default)s = 4096 x 4096)")  # fmt: skip
+    p.add_argument("--queue-size", type=int, default=d.queue_size,
+                   help="requests that may wait for a busy model, page and API together; more get 503 "
+                   "(default %(default)s)")  # fmt: skip
+    p.add_argument("--concurrency", type=int, default=d.concurrency,
+                   help="requests computed at once per model (default %(default)s)")  # fmt: skip
+    p.add_argument("--auth-token", default=None, metavar="TOKEN",
+                   help=f"access token for the page and the API (default ${TOKEN_ENV}); required beyond "
+                   "loopback")  # fmt: skip
+    p.add_argument("--max-memory", default=None, metavar="SIZE",
+                   help="memory one translation may use before it is tiled, e.g. 2G (default: half the available "
+                   "memory, shared by the translations that may run at once)")  # fmt: skip
+    p.add_argument("--examples", type=int, default=d.examples,
+                   help="example images per direction from the run's data (default %(default)s)")  # fmt: skip
+    p.add_argument("--device", default=d.device, help="cpu, cuda, cuda:N or auto")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gankit", description="Unpaired image-to-image translation (CycleGAN).")
     parser.add_argument("--version", action="store_true", help="print the version")
@@ -148,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench_parser(sub)
     _add_export_parser(sub)
     _add_sample_parser(sub)
+    _add_serve_parser(sub)
     from gankit.metrics.cli import add_eval_arguments
 
     add_eval_arguments(
@@ -192,7 +238,7 @@ def cmd_train(args) -> int:
         kind = base.pop("kind", base.pop("model", args.model))
         if kind != args.model:
             raise ConfigError(f"{args.config}: a {kind} config, not {args.model}")
-    config = config_from_args(cls, args, base, source=args.config or "config")
+    config = config_from_args(cls, args, with_recipe_options(cls, args, base), source=args.config or "config")
     if args.dry_run:
         import yaml
 
@@ -200,6 +246,21 @@ def cmd_train(args) -> int:
         return 0
     train(config, args.model, progress=progress)
     return 0
+
+
+def with_recipe_options(cls: type, args, base: dict | None) -> dict:
+    """YAML options ``base`` over the defaults of the run's recipe (e.g. digit-sized networks for
+    mnist-usps), for the fields ``cls`` has; flags are applied over both by the caller."""
+    import dataclasses
+
+    from gankit.data.recipes import recipe_options
+
+    base = dict(base or {})
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if "dataset" not in fields or getattr(args, "domain_a", None) or base.get("domain_a"):
+        return base
+    dataset = getattr(args, "dataset", None) or base.get("dataset") or fields["dataset"].default
+    return {k: v for k, v in recipe_options(dataset).items() if k in fields} | base
 
 
 def _without_nproc(argv: list[str]) -> list[str]:
@@ -246,6 +307,8 @@ def demo_config(dataset: str, data_root: str | None, out: str | None, steps: int
 
 
 def cmd_demo(args) -> int:
+    import shlex
+
     from gankit.io import list_checkpoints
     from gankit.training.loop import train
 
@@ -259,6 +322,9 @@ def cmd_demo(args) -> int:
         config = dataclasses.replace(config, out=f"{config.out}-{n}")
     print(f"gankit demo: training CycleGAN on '{config.dataset}' for {config.steps} steps at {config.size}px")
     train(config, progress=not args.no_progress)
+    run_arg = shlex.quote(config.out)
+    print(f"score it on the held-out images: gankit eval {run_arg} --out {shlex.quote(config.out + '/eval')}")
+    print(f"serve its model: gankit serve {run_arg}")
     return 0
 
 
@@ -268,6 +334,10 @@ def cmd_translate(args) -> int:
     from gankit.inference.translate import translate_paths
     from gankit.runtime import resolve_device
 
+    if args.samples is not None and args.samples < 1:
+        raise ConfigError(f"--samples {args.samples}: expected a number ≥ 1")
+    if args.seed is not None and args.samples is None:
+        raise ConfigError(f"--seed {args.seed}: it seeds the codes of --samples K; give --samples too")
     device = resolve_device(args.device)
 
     if args.official:
@@ -283,7 +353,8 @@ def cmd_translate(args) -> int:
     if args.tile is not None and args.tile < 0:
         raise ConfigError(f"--tile {args.tile}: expected 0 (never tile) or a positive number of pixels")
     result = translate_paths(model, args.inputs, args.out, direction=args.direction, roundtrip=args.roundtrip,
-                             tile=args.tile, max_memory=max_memory)  # fmt: skip
+                             tile=args.tile, max_memory=max_memory, samples=args.samples, seed=args.seed or 0,
+                             like=args.like)  # fmt: skip
     for path, tile in result.tiled:
         how = "as asked" if args.tile else "the one-piece pass would exceed the memory budget"
         print(f"tiled {path} in {tile} px tiles ({how}; whole-image statistics, no seams)")
@@ -381,6 +452,27 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    import importlib.util
+
+    if importlib.util.find_spec("gradio") is None:
+        print('gankit serve needs the serve extra: pip install "gankit[serve]"', file=sys.stderr)
+        return 1
+    from gankit.inference.tiled import parse_bytes
+    from gankit.serve.app import serve
+    from gankit.serve.options import ServeOptions
+
+    try:
+        max_memory = parse_bytes(args.max_memory) if args.max_memory is not None else None
+    except GankitError as e:
+        raise ConfigError(f"--max-memory: {e}") from None
+    options = ServeOptions(runs=tuple(args.runs), host=args.host, port=args.port, max_upload_mb=args.max_upload_mb,
+                           max_pixels=args.max_pixels, queue_size=args.queue_size, concurrency=args.concurrency,
+                           auth_token=args.auth_token, device=args.device, max_memory=max_memory,
+                           examples=args.examples)  # fmt: skip
+    return serve(options)
+
+
 def load_translator(path: str, device):
     """A trained model that translates images (any registered kind with the Translator capability)."""
     from gankit.models.base import Translator
@@ -428,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
 
     commands = {"train": cmd_train, "demo": cmd_demo, "translate": cmd_translate, "eval": run_eval,
                 "bench": cmd_bench, "export": cmd_export, "recipes": cmd_recipes, "sample": cmd_sample,
-                "models": cmd_models}  # fmt: skip
+                "models": cmd_models, "serve": cmd_serve}  # fmt: skip
     if args.command not in commands:
         parser.print_help()
         return 2

@@ -128,6 +128,14 @@ class ConfigIO:
                 raise
             raise ConfigError(f"{source}: {name} = {e.value!r}: {e.problem}") from None
 
+    @classmethod
+    def upgrade_saved(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """Options a run saved (in a checkpoint or ``model.safetensors``) with an earlier gankit, rewritten
+        so that they build today what they built then; :func:`gankit.models.persist.make_config` calls it
+        before :meth:`from_dict`. Config classes whose options changed meaning override it (calling
+        ``super()`` first); unchanged, the options are returned as they are."""
+        return data
+
     def save_yaml(self, path: Path) -> None:
         from gankit.io import atomic_write_text
 

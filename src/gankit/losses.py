@@ -80,8 +80,8 @@ class AdversarialLoss:
 def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     """WGAN-GP penalty E[(‖∇D(x̂)‖₂ − 1)²] at random interpolates x̂ (Gulrajani et al. 2017, eq. 3).
     Multiply by λ (10 in the paper). Unlike the official CycleGAN code's ``wgangp`` mode, callers
-    really add it to the critic loss."""
-    alpha = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)
+    really add it to the critic loss. Works for images (N, C, H, W) and for codes (N, K) alike."""
+    alpha = torch.rand(real.shape[0], *(1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
     mixed = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
     scores = critic(mixed)
     (grad,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)

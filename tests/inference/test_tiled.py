@@ -106,11 +106,14 @@ def test_disk_backed_activations_match(photo_path, tmp_path):
         dict(norm="batch", padding="replicate", dropout=0.5),
         dict(antialias=True),
         dict(antialias=True, norm="none"),
+        dict(kernel_size=5),
+        dict(downsample="avgpool", activation="leaky", kernel_size=5),
     ],
 )
 def test_other_norms_and_paddings(photo_path, kw):
     """… and CUT's antialiased sampling: blurred subsampling (a fixed depthwise conv) and blurred
-    upsampling (a replication-padded transposed conv), tiled exactly."""
+    upsampling (a replication-padded transposed conv), tiled exactly; and SPEC §4's kernel size 5,
+    LeakyReLU and average-pooled downsampling (a stride-1 conv, then the 2x2 average as one more stage)."""
     g = small_resnet(**kw)
     for m in g.modules():
         if isinstance(m, nn.BatchNorm2d):  # non-trivial running statistics
@@ -154,6 +157,22 @@ def test_general_conv_stack_geometry():
     ref = translate_tensor(g, x, tile=0)
     for tile in (5, 11, 16, 64):
         torch.testing.assert_close(translate_tiled(g, x, tile), ref, atol=1e-5, rtol=0)
+
+
+def test_average_pooling_is_tiled_exactly_on_even_sizes_and_refused_on_odd_ones():
+    from gankit.nn.layers import PooledConv2d
+
+    torch.manual_seed(0)
+    g = nn.Sequential(PooledConv2d(3, 6, 3, 1, padding_mode="reflect"), nn.InstanceNorm2d(6), nn.LeakyReLU(0.2),
+                      nn.Conv2d(6, 3, 3, padding=1)).eval()  # fmt: skip
+    x = torch.rand(1, 3, 38, 52) * 2 - 1
+    ref = translate_tensor(g, x, tile=0)
+    for tile in (5, 16):
+        torch.testing.assert_close(translate_tiled(g, x, tile), ref, atol=1e-5, rtol=0)
+    odd = x[..., :37, :]
+    with pytest.raises(TilingUnsupported, match=r"average pooling of an odd-sized activation \(52x37\)"):
+        translate_tensor(g, odd, tile=16)
+    assert translate_tensor(g, odd, max_memory=1).shape == (1, 3, 19, 26)  # automatic: one piece instead
 
 
 def test_residual_blocks_anywhere():

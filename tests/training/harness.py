@@ -15,11 +15,18 @@ import torch
 
 from gankit.io import list_checkpoints
 from gankit.models.persist import read_checkpoint
+from gankit.models.registry import model_class
 
 # tiny, deterministic settings of every registered kind: seconds per run on one thread
 KINDS = {
     "cyclegan": ["--dataset", "apple2orange", "--size", "32", "--load-size", "36", "--blocks", "1", "--ngf", "8",
                  "--ndf", "8", "--pool-size", "3", "--dropout", "0.2", "--workers", "1"],
+    "cyclegan-augmented": ["--dataset", "apple2orange", "--size", "32", "--load-size", "36", "--blocks", "1", "--ngf",
+                           "8", "--ndf", "8", "--pool-size", "3", "--dropout", "0.2", "--workers", "1",
+                           "--latent-dim", "4", "--encoder-width", "8"],
+    "cyclegan-semantic": ["--dataset", "mnist-usps", "--blocks", "1", "--ngf", "8", "--ndf", "8", "--pool-size",
+                          "3", "--workers", "1", "--semantic-loss", "--semantic-source", "b", "--semantic-steps",
+                          "10"],
     "cut": ["--dataset", "apple2orange", "--size", "32", "--load-size", "36", "--blocks", "2", "--ngf", "8", "--ndf",
             "8", "--nce-layers", "input", "down1", "down2", "block2", "--nce-patches", "16", "--nce-dim", "16",
             "--workers", "1"],
@@ -30,7 +37,23 @@ KINDS = {
     "sgan": ["--z-dim", "8", "--g-width", "4", "--d-width", "4", "--batch-size", "8", "--baseline-steps", "1"],
     "progan": ["--dataset", "mnist", "--latent-dim", "8", "--fmap-base", "32", "--fmap-max", "8", "--batch-size", "4"],
 }  # fmt: skip
+VARIANTS = {"cyclegan-augmented": "cyclegan", "cyclegan-semantic": "cyclegan"}
+"""Entries of KINDS that train a registered kind with an option (Augmented CycleGAN is `cyclegan --latent-dim`)."""
 EXACT = ["--seed", "3", "--deterministic", "--threads", "1", "--no-progress", "--sample-every", "1000"]
+
+
+def kind_of(name: str) -> str:
+    """The model kind `gankit train` takes for the entry ``name`` of KINDS."""
+    return VARIANTS.get(name, name)
+
+
+def step_class(name: str) -> type:
+    """The class whose ``train_step`` a run of the entry ``name`` calls (a variant has its own)."""
+    if name == "cyclegan-augmented":
+        from gankit.models.augmented import AugmentedCycleGANModel
+
+        return AugmentedCycleGANModel
+    return model_class(kind_of(name))
 
 
 def gankit(*args: str) -> list[str]:

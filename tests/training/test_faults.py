@@ -20,7 +20,6 @@ import torch
 
 from gankit.cli import main
 from gankit.models.persist import read_checkpoint
-from gankit.models.registry import model_class
 
 from .harness import (
     EXACT,
@@ -28,9 +27,11 @@ from .harness import (
     assert_same_state,
     checkpoint_steps,
     gankit,
+    kind_of,
     logged_steps,
     resume_run,
     start_and_signal,
+    step_class,
 )
 
 
@@ -44,8 +45,8 @@ def restore_runtime():
 
 
 def _args(shared_data: Path, kind: str, run: Path, steps: int, *extra: str) -> list[str]:
-    return ["train", kind, "--data-root", str(shared_data), *KINDS[kind], *EXACT, "--steps", str(steps), "--log-every",
-            "1", "--checkpoint-minutes", "0", "--out", str(run), *extra]  # fmt: skip
+    return ["train", kind_of(kind), "--data-root", str(shared_data), *KINDS[kind], *EXACT, "--steps", str(steps),
+            "--log-every", "1", "--checkpoint-minutes", "0", "--out", str(run), *extra]  # fmt: skip
 
 
 def _last_line(text: str) -> str:
@@ -62,7 +63,7 @@ def test_sigterm_in_a_step_checkpoints_that_step_and_resumes_exactly(shared_data
                                                                      restore_runtime, kind):  # fmt: skip
     """SIGTERM arrives in the middle of step 3: the step finishes, its checkpoint is written, exit 143;
     the resumed run equals an uninterrupted one bit for bit."""
-    cls = model_class(kind)
+    cls = step_class(kind)
     original = cls.train_step
 
     def preempted_at_3(self, batches, step):

@@ -9,7 +9,16 @@ import subprocess
 
 import pytest
 
-from .harness import EXACT, KINDS, assert_same_state, checkpoint_steps, gankit, kill_after_first_checkpoint, resume_run
+from .harness import (
+    EXACT,
+    KINDS,
+    assert_same_state,
+    checkpoint_steps,
+    gankit,
+    kill_after_first_checkpoint,
+    kind_of,
+    resume_run,
+)
 
 STEPS, HALF = 12, 6
 COMMON = ["--steps", str(STEPS), "--checkpoint-every", str(HALF), "--log-every", "2", *EXACT]
@@ -17,7 +26,7 @@ COMMON = ["--steps", str(STEPS), "--checkpoint-every", str(HALF), "--log-every",
 
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_sigkill_and_resume_is_bit_identical(shared_data, tmp_path, kind):
-    args = ["train", kind, "--data-root", str(shared_data), *KINDS[kind], *COMMON]
+    args = ["train", kind_of(kind), "--data-root", str(shared_data), *KINDS[kind], *COMMON]
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     subprocess.run(gankit(*args, "--out", str(straight)), check=True, capture_output=True, env=os.environ)
     kill_after_first_checkpoint(gankit(*args, "--out", str(killed)), killed)

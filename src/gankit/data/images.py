@@ -17,7 +17,7 @@ from typing import BinaryIO
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from gankit.errors import DataError, ImageReadError
 
@@ -28,6 +28,9 @@ IMAGE_EXTENSIONS = frozenset(
 _GRAY_MODES = {"1", "L", "LA", "La", "I", "F"}
 _ALPHA_MODES = {"LA", "La", "PA", "RGBA", "RGBa"}
 _WHITE = (255, 255, 255, 255)
+_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+_PROFILED_MODES = {"RGB": "RGB", "RGBA": "RGBA", "CMYK": "RGB"}
+"""Modes whose embedded ICC profile is applied, and the mode of the sRGB result."""
 
 
 def _check_channels(channels: int) -> None:
@@ -59,14 +62,34 @@ def _wide_to_uint8(img: Image.Image) -> Image.Image:
     return Image.fromarray(out)
 
 
+def to_srgb(im: Image.Image) -> Image.Image:
+    """``im`` with its embedded ICC colour profile (Adobe RGB, Display P3, a CMYK press profile…)
+    converted to sRGB, what the networks were trained on; images without a profile, or with one that
+    does not describe their mode, are returned as they are. EXIF and the other metadata are kept, so
+    orientation is applied afterwards as for any image."""
+    icc = im.info.get("icc_profile")
+    out_mode = _PROFILED_MODES.get(im.mode)
+    if not icc or out_mode is None:
+        return im
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        out = ImageCms.profileToProfile(im, source, _SRGB, outputMode=out_mode)
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return im  # a broken or mismatched profile: the pixels as stored beat no picture
+    out.info = {k: v for k, v in im.info.items() if k != "icc_profile"}
+    return out
+
+
 def convert_image(img: Image.Image, channels: int) -> Image.Image:
     """Any PIL image -> "L" (``channels=1``) or "RGB" (``channels=3``), upright.
 
-    EXIF orientation is applied (phone photos are stored sideways), transparency is composited
+    An embedded colour profile is converted to sRGB (:func:`to_srgb`), EXIF orientation is applied
+    (phone photos are stored sideways), transparency is composited
     on white (what a viewer shows; black would invent dark borders around logos), and colour to
     gray uses PIL's ITU-R 601 luma ``L = 0.299 R + 0.587 G + 0.114 B``.
     """
     _check_channels(channels)
+    img = to_srgb(img)
     with contextlib.suppress(Exception):  # a malformed EXIF block should not cost the picture
         img = ImageOps.exif_transpose(img)
     mode = img.mode

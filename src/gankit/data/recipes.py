@@ -1,7 +1,7 @@
 """Built-in datasets ("recipes") by name: two image sources, their channels and sensible sizes.
 
 The data lives under a data root (``--data-root``, else ``$GANKIT_DATA``, else
-``../shared/data``); only ``demo`` needs none, it uses the photos bundled with scikit-image.
+``../shared/data``); only ``demo`` needs none, it uses photos bundled with scikit-image and matplotlib.
 Layouts follow the CycleGAN release (``<name>/{trainA,trainB,testA,testB}``, Zhu et al. 2017);
 digit and colorization recipes build their domains from the standard files (idx, HDF5, zip).
 """
@@ -9,11 +9,13 @@ digit and colorization recipes build their domains from the standard files (idx,
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -26,6 +28,8 @@ from gankit.data.sources import (
     ListSource,
     MappedSource,
     ZipSource,
+    cartoon_lines,
+    to_cartoon,
     to_gray,
 )
 from gankit.errors import ConfigError, DataError
@@ -57,6 +61,15 @@ class Recipe:
     description: str
     build: Callable[[Path | None, str, str], DomainPair]
     needs_data: bool = True
+    options: tuple[tuple[str, Any], ...] = ()
+    """Training options this data set wants by default (command-line flags and YAML still win)."""
+
+
+DIGIT_OPTIONS = (("blocks", 6), ("ngf", 32), ("ndf", 32), ("batch_size", 4), ("kernel_size", 5))
+"""32 px digits: a ResNet-6 of width 32 and batches of 4 (docs/results.md measures it), not the 256 px photo
+defaults (ResNet-9, width 64, batch 1); kernel size 5 in every generator and discriminator conv, seed 000's
+choice for digits "because the two domains are completely different" (its MNIST ↔ SVHN CycleGAN, listing
+7.1.7). ``--kernel-size 3 --d-kernel-size 4`` gives the networks digit runs had before."""
 
 
 def default_data_root() -> Path:
@@ -124,43 +137,99 @@ def _horse2zebra(root, split, on_bad) -> DomainPair:
     )
 
 
-# --- demo: scikit-image's bundled photos ------------------------------------------------------------
-# Three disjoint groups so the task stays unpaired: gray A and colour B never show the same photo,
-# and the test photos are seen by neither (the two motorcycle views are a stereo pair: same group).
-DEMO_A = ("astronaut.png", "coffee.png", "hubble_deep_field.jpg")
-DEMO_B = ("motorcycle_left.png", "motorcycle_right.png", "rocket.jpg", "retina.jpg")
-DEMO_TEST = ("chelsea.png", "ihc.png")
-DEMO_SHORT_SIDE = 256
+# --- demo: photos that ship with scikit-image and matplotlib, photo ↔ cartoon -----------------------
+# Train: each photo is cut in two halves along its longer side; domain A is the first half as a photo,
+# domain B the second half in the cartoon style (drawn on the whole photo, then cut), so A and B never
+# show the same pixels (the two motorcycle views are a stereo pair: both give A their left half). Each
+# half is cut into 64 px crops on a 16 px stride, so training and the evaluation's domain classifier
+# see images at the scale of the held-out crops. Held out: three other colour photos, cut into non-overlapping
+# 64 px crops at the same scale; test A are the photo crops, test B the same crops in the cartoon style.
+DEMO_TRAIN = ("astronaut.png", "motorcycle_left.png", "motorcycle_right.png", "rocket.jpg", "ihc.png",
+              "hubble_deep_field.jpg", "retina.jpg")  # fmt: skip
+"""The colour photos of scikit-image (its black-and-white ones taught the generators to drain the colour)."""
+DEMO_TEST = ("chelsea.png", "coffee.png", "grace_hopper.jpg")
+DEMO_SHORT_SIDE = 192
+"""Every demo photo is scaled to this shorter side once; training and held-out crops share the scale."""
+DEMO_CROP = 64
+"""The size of every demo image, training and held-out."""
+DEMO_TRAIN_STRIDE = 16
+DEMO_MIN_LINES = 0.03
+"""A demo crop shows at least this share of line pixels in its cartoon."""
 
 
-def _skimage_photos(files: Sequence[str]) -> ListSource:
+def demo_photo_path(file: str) -> Path:
+    """A demo photo inside the installed scikit-image (``grace_hopper.jpg``: inside matplotlib)."""
     try:
+        if file == "grace_hopper.jpg":
+            import matplotlib
+
+            return require_data(Path(matplotlib.get_data_path()) / "sample_data" / file, "demo")
         import skimage
-    except ImportError:
-        raise DataError("the demo recipe needs scikit-image (pip install scikit-image)") from None
-    folder = Path(skimage.__file__).parent / "data"
-    images = []
-    for f in files:
-        img = load_image(require_data(folder / f, "demo"), 3)
-        s = DEMO_SHORT_SIDE / min(img.size)
-        if s < 1:  # decode and shrink once: per-step crops then cost nothing
-            img = img.resize((round(img.width * s), round(img.height * s)), Image.Resampling.LANCZOS)
-        images.append(img)
-    names = [Path(f).stem for f in files]
-    return ListSource(images, 3, names, description=f"scikit-image photos {', '.join(files)}")
+    except ImportError as e:
+        raise DataError(f"the demo recipe needs {e.name} (pip install {e.name})") from None
+    return require_data(Path(skimage.__file__).parent / "data" / file, "demo")
+
+
+@functools.cache
+def demo_photo(file: str) -> tuple[Image.Image, Image.Image, np.ndarray]:
+    """(photo, cartoon, where the cartoon has lines) of a demo photo at the demo scale, once per process."""
+    img = load_image(demo_photo_path(file), 3)
+    s = DEMO_SHORT_SIDE / min(img.size)
+    img = img.resize((round(img.width * s), round(img.height * s)), Image.Resampling.LANCZOS)
+    return img, to_cartoon(img), cartoon_lines(img)
+
+
+def demo_halves(size: tuple[int, int]) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
+    """The two halves (left, top, right, bottom) of an image of ``size``, cut across its longer side."""
+    w, h = size
+    if w >= h:
+        return (0, 0, w // 2, h), (w // 2, 0, w, h)
+    return (0, 0, w, h // 2), (0, h // 2, w, h)
+
+
+def demo_crops(box: tuple[int, int, int, int], stride: int, crop: int = DEMO_CROP) -> list[tuple[int, int, int, int]]:
+    """``crop`` px boxes on a ``stride`` px grid inside ``box``, the grid centred in it."""
+    left, top, right, bottom = box
+    cols, rows = (right - left - crop) // stride + 1, (bottom - top - crop) // stride + 1
+    x0 = left + (right - left - crop - (cols - 1) * stride) // 2
+    y0 = top + (bottom - top - crop - (rows - 1) * stride) // 2
+    return [(x0 + c * stride, y0 + r * stride, x0 + c * stride + crop, y0 + r * stride + crop)
+            for r in range(rows) for c in range(cols)]  # fmt: skip
+
+
+def _drawn(lines: np.ndarray, box: tuple[int, int, int, int]) -> bool:
+    return bool(lines[box[1] : box[3], box[0] : box[2]].mean() >= DEMO_MIN_LINES)
 
 
 def _demo(root, split, on_bad) -> DomainPair:
-    """Gray ↔ colour on 9 real photos: a CPU demo in minutes. Images are kept at a shorter side
-    of 256 px and trained on random 64 px crops of a 128 px-short-side rescale (aspect kept)."""
-    if split == "train":
-        a = MappedSource(_skimage_photos(DEMO_A), to_gray, 1)
-        b, truth = _skimage_photos(DEMO_B), None
-    else:
-        truth = _skimage_photos(DEMO_TEST)
-        a, b = MappedSource(truth, to_gray, 1), truth
-    return DomainPair(a, b, 1, 3, "demo", 128, 64, "scikit-image photos: grayscale ↔ colour", truth,
-                      "scale_shortside_and_crop")  # fmt: skip
+    """Photo ↔ cartoon on 10 real photos: a CPU demo in minutes (see the comment above). Crops where the
+    cartoon draws less than ``DEMO_MIN_LINES`` of lines (flat sky, blank paper) are left out: there a photo
+    and its cartoon look alike, and nothing is learnt or measured."""
+    a, b, names_a, names_b = [], [], [], []
+    for f in DEMO_TRAIN if split == "train" else DEMO_TEST:
+        photo, cartoon, lines = demo_photo(f)
+        stem = Path(f).stem
+        drawn = functools.partial(_drawn, lines)
+        if split == "train":
+            half_a, half_b = demo_halves(photo.size)
+            for which, box, image, out, names in ((1, half_a, photo, a, names_a), (2, half_b, cartoon, b, names_b)):
+                for k, crop in enumerate(demo_crops(box, DEMO_TRAIN_STRIDE)):
+                    if drawn(crop):
+                        out.append(image.crop(crop))
+                        names.append(f"{stem}-half{which}-{k:03d}")
+        else:
+            for k, crop in enumerate(demo_crops((0, 0, *photo.size), DEMO_CROP)):
+                if drawn(crop):
+                    a.append(photo.crop(crop))
+                    b.append(cartoon.crop(crop))
+                    names_a.append(f"{stem}-{k:02d}")
+                    names_b.append(f"{stem}-{k:02d}")
+    where = (f"crops of halves of {len(DEMO_TRAIN)} photos" if split == "train"
+             else f"held-out crops of {', '.join(DEMO_TEST)}")  # fmt: skip
+    source_a = ListSource(a, 3, names_a, description=f"{len(a)} demo photo {where}")
+    source_b = ListSource(b, 3, names_b, description=f"{len(b)} demo cartoon {where}")
+    return DomainPair(source_a, source_b, 3, 3, "demo", DEMO_CROP, DEMO_CROP,
+                      "photos ↔ cartoons (photos bundled with scikit-image and matplotlib)", None, "crop")  # fmt: skip
 
 
 # --- CIFAR-10 colorization --------------------------------------------------------------------------
@@ -324,12 +393,16 @@ def _celeba(attribute_a: tuple[str, int], attribute_b: tuple[str, int], name: st
 RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in (
-        Recipe("demo", "scikit-image photos, grayscale ↔ colour (no data folder needed)", _demo, False),
+        Recipe(
+            "demo", "photos ↔ cartoons from photos that ship with scikit-image (no data folder needed)", _demo, False
+        ),
         Recipe("apple2orange", "CycleGAN apples ↔ oranges (ImageNet, 256 px)", _cyclegan_set("apple2orange")),
         Recipe("horse2zebra", "CycleGAN horses ↔ zebras (needs the full set: not offline)", _horse2zebra),
         Recipe("cifar10-colorization", "CIFAR-10 grayscale ↔ colour (unpaired halves)", _cifar_colorization),
-        Recipe("mnist-usps", "MNIST ↔ USPS handwritten digits, gray, 32 px", _mnist_usps),
-        Recipe("mnist-mnistm", "MNIST ↔ MNIST-M (80/20 split of its test set), 32 px", _mnist_mnistm),
+        Recipe("mnist-usps", "MNIST ↔ USPS handwritten digits, gray, 32 px", _mnist_usps, options=DIGIT_OPTIONS),
+        Recipe(
+            "mnist-mnistm", "MNIST ↔ MNIST-M (80/20 split of its test set), 32 px", _mnist_mnistm, options=DIGIT_OPTIONS
+        ),
         Recipe("mnist-svhn", "MNIST ↔ SVHN (SVHN is not available offline)", _mnist_svhn),
         Recipe(
             "celeba-hair",
@@ -343,6 +416,12 @@ RECIPES: dict[str, Recipe] = {
         ),
     )
 }
+
+
+def recipe_options(name: str | None) -> dict[str, Any]:
+    """The training options recipe ``name`` sets by default ({} for folders and unknown names)."""
+    recipe = RECIPES.get(name or "")
+    return dict(recipe.options) if recipe else {}
 
 
 def list_recipes() -> list[tuple[str, str]]:

@@ -6,6 +6,10 @@ generator's ``size_multiple`` (pad first, e.g. with reflection, and crop the res
 consumer needs is stored in the file: ONNX ``metadata_props`` (one key per field plus ``gankit``, a JSON
 object) or, for TorchScript, the extra file ``gankit.json``.
 
+A model with latent codes (Augmented CycleGAN, ``--latent-dim K``) exports its conditional generator
+with a second input, ``z``: (N, K) float32 codes — one per image, or (1, K) for the whole batch —
+drawn from the prior N(0, I) for new translations (metadata ``latent_dim`` = K, ``code_name`` = ``z``).
+
 ONNX uses the TorchScript-based exporter (``torch.onnx.export(..., dynamo=False)``): it honours the
 requested opset (the dynamo exporter emits opset 18 for reflection ``Pad`` whatever is asked), maps
 reflection padding to ``Pad(mode="reflect")`` and instance norm to ``InstanceNormalization``, and takes
@@ -29,6 +33,7 @@ from gankit.io import atomic_write_bytes
 
 FORMATS = ("onnx", "torchscript")
 INPUT_NAME = "input"
+CODE_NAME = "z"
 OUTPUT_NAME = "output"
 METADATA_FILE = "gankit.json"  # TorchScript _extra_files key
 METADATA_KEY = "gankit"  # ONNX metadata_props key holding the whole JSON object
@@ -38,9 +43,14 @@ class ExportError(GankitError):
     """A generator cannot be exported (or checked) as asked."""
 
 
+def _latent_dim(model) -> int:
+    return int(getattr(model, "latent_dim", 0) or 0)
+
+
 def _plain_generator(model, direction: str) -> nn.Module:
-    """An eval-mode float32 CPU copy, so exporting never changes the caller's model."""
-    net = model.generator(direction)
+    """An eval-mode float32 CPU copy, so exporting never changes the caller's model (for a model with
+    latent codes, the conditional generator taking ``(x, z)``)."""
+    net = model.conditional_generator(direction) if _latent_dim(model) else model.generator(direction)
     return copy.deepcopy(net).cpu().float().eval()
 
 
@@ -77,6 +87,8 @@ def export_metadata(model, direction: str, fmt: str, *, opset: int | None = None
         "gankit_version": __version__,
         "torch_version": torch.__version__,
     }
+    if _latent_dim(model):
+        meta |= {"latent_dim": _latent_dim(model), "code_name": CODE_NAME, "code_prior": "N(0, I)"}
     if opset is not None:
         meta["opset"] = int(opset)
     return meta
@@ -97,12 +109,14 @@ def _check_out(out: Path) -> None:
         raise ExportError(f"{out}: output folder {parent} is not writable")
 
 
-def _onnx_bytes(net: nn.Module, example: torch.Tensor, opset: int, dynamic: bool, meta: dict) -> bytes:
+def _onnx_bytes(net: nn.Module, example: tuple[torch.Tensor, ...], opset: int, dynamic: bool, meta: dict) -> bytes:
     try:
         import onnx
     except ImportError:
         raise ExportError("ONNX export needs the 'onnx' package: pip install 'gankit[export]'") from None
     axes = {0: "batch", 2: "height", 3: "width"}
+    names = [INPUT_NAME, CODE_NAME][: len(example)]
+    dynamic_axes = {INPUT_NAME: axes, OUTPUT_NAME: axes} | ({CODE_NAME: {0: "codes"}} if len(example) > 1 else {})
     buf = io.BytesIO()
     with warnings.catch_warnings():
         # legacy-exporter deprecation and benign constant-folding / instance-norm notices
@@ -111,9 +125,8 @@ def _onnx_bytes(net: nn.Module, example: torch.Tensor, opset: int, dynamic: bool
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)  # static channel / size checks in InstanceNorm
         torch.onnx.export(
-            net, (example,), buf, dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME], dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes} if dynamic else None,
-            do_constant_folding=True,
+            net, example, buf, dynamo=False, opset_version=opset, input_names=names, output_names=[OUTPUT_NAME],
+            dynamic_axes=dynamic_axes if dynamic else None, do_constant_folding=True,
         )  # fmt: skip
     proto = onnx.load_from_string(buf.getvalue())
     fields = {
@@ -127,19 +140,22 @@ def _onnx_bytes(net: nn.Module, example: torch.Tensor, opset: int, dynamic: bool
         "[-1, 1] -> "
         f"(N, {meta['out_channels']}, H, W); H, W multiples of {meta['size_multiple']}"
     )
+    if "latent_dim" in meta:
+        proto.doc_string += f"; second input z: (N or 1, {meta['latent_dim']}) latent codes, prior N(0, I)"
     onnx.checker.check_model(proto)
     return proto.SerializeToString()
 
 
-def _torchscript_bytes(net: nn.Module, example: torch.Tensor, meta: dict) -> bytes:
+def _torchscript_bytes(net: nn.Module, example: tuple[torch.Tensor, ...], meta: dict) -> bytes:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", FutureWarning)
         try:
             scripted = torch.jit.script(net)  # shape-generic: H, W and N stay dynamic
         except Exception:  # fall back to tracing for modules TorchScript cannot compile
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)  # static size checks in instance norm
             with torch.no_grad():
-                scripted = torch.jit.trace(net, (example,), check_trace=False)
+                scripted = torch.jit.trace(net, example, check_trace=False)
     buf = io.BytesIO()
     torch.jit.save(scripted, buf, _extra_files={METADATA_FILE: json.dumps(meta)})
     return buf.getvalue()
@@ -165,7 +181,9 @@ def export_generator(
     multiple = _size_multiple(net)
     side = _round_up(size or model.config.size or 256, multiple)
     c_in, _ = model.channels(direction)
-    example = torch.zeros(1, c_in, side, side)
+    example = (torch.zeros(1, c_in, side, side),) + (
+        (torch.zeros(1, _latent_dim(model)),) if _latent_dim(model) else ()
+    )
     meta = export_metadata(model, direction, fmt, opset=opset if fmt == "onnx" else None, dynamic=dynamic)
     if not dynamic:
         meta["fixed_input_shape"] = [1, c_in, side, side]
@@ -200,23 +218,25 @@ def read_export_metadata(path: str | Path) -> dict:
     return json.loads(props[METADATA_KEY])
 
 
-def _run_exported(path: Path, x: torch.Tensor) -> torch.Tensor:
+def _run_exported(path: Path, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
     meta = read_export_metadata(path)
+    inputs = (x,) if z is None else (x, z)
     if meta["export_format"] == "onnx":
         try:
             import onnxruntime as ort
         except ImportError:
             raise ExportError("checking an ONNX export needs onnxruntime: pip install 'gankit[export]'") from None
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        (y,) = session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})
+        (y,) = session.run([OUTPUT_NAME], {name: t.numpy() for name, t in zip((INPUT_NAME, CODE_NAME), inputs)})
         return torch.from_numpy(y)
     module = torch.jit.load(str(path), map_location="cpu")
     with torch.no_grad():
-        return module(x)
+        return module(*inputs)
 
 
 def check_export(model, direction: str, path: str | Path, size: int = 64, *, batch: int = 1, seed: int = 0) -> float:
-    """Run the exported file on a random input in [-1, 1] and return the max abs difference to PyTorch.
+    """Run the exported file on a random input in [-1, 1] (and, for a model with latent codes, random
+    codes from the prior, one per image) and return the max abs difference to PyTorch.
 
     ``size`` is rounded up to the generator's ``size_multiple``; a fixed-shape export is checked at
     its own shape.
@@ -229,9 +249,10 @@ def check_export(model, direction: str, path: str | Path, size: int = 64, *, bat
     shape = meta.get("fixed_input_shape") or [batch, meta["in_channels"], *[_round_up(size, meta["size_multiple"])] * 2]
     gen = torch.Generator().manual_seed(seed)
     x = torch.rand(*shape, generator=gen) * 2 - 1
+    z = torch.randn(shape[0], meta["latent_dim"], generator=gen) if "latent_dim" in meta else None
     with torch.no_grad():
-        expected = net(x)
-    got = _run_exported(path, x)
+        expected = net(x) if z is None else net(x, z)
+    got = _run_exported(path, x, z)
     if got.shape != expected.shape:
         raise ExportError(f"{path}: output shape {tuple(got.shape)} differs from PyTorch's {tuple(expected.shape)}")
     return float((got - expected).abs().max())

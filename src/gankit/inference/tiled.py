@@ -44,9 +44,13 @@ What can be tiled
 -----------------
 :class:`~gankit.nn.generators.ResnetGenerator` (all norms: instance, batch in eval mode, none; all
 paddings; dropout is off in eval mode; with or without antialiased sampling, whose fixed blur
-filters are depthwise convs and padded transposed convs) and plain ``nn.Sequential`` stacks of convs, transposed convs,
-pads, norms and elementwise activations. U-Nets concatenate skip connections across resolutions and
-are refused with :class:`TilingUnsupported` (a :class:`~gankit.errors.GankitError`).
+filters are depthwise convs and padded transposed convs; any kernel size; ReLU or LeakyReLU; strided
+or average-pooled downsampling, a :class:`~gankit.nn.layers.PooledConv2d` running as its stride-1 conv
+followed by the 2×2 average as a depthwise stride-2 conv of weight 1/4) and plain ``nn.Sequential`` stacks
+of convs, transposed convs, pads, norms and elementwise activations. U-Nets concatenate skip connections
+across resolutions and are refused with :class:`TilingUnsupported` (a :class:`~gankit.errors.GankitError`). A
+conditional generator with one fixed latent code (:class:`~gankit.nn.latent.CodedGenerator`, Augmented CycleGAN) is
+run as the plain resnet generator for that code, so every tile gets the same code.
 """
 
 from __future__ import annotations
@@ -67,6 +71,8 @@ from torch import nn
 from gankit.errors import GankitError
 from gankit.inference.padding import pad_to_multiple
 from gankit.nn.generators import ResnetBlock, ResnetGenerator
+from gankit.nn.latent import CodedGenerator
+from gankit.nn.layers import FixedDepthwiseConv2d, PooledConv2d
 from gankit.runtime import available_memory
 
 DEFAULT_RAM_BYTES = 256 * 2**20
@@ -217,8 +223,19 @@ class _ResEnd:
     pass
 
 
+class _AveragePool2x2(FixedDepthwiseConv2d):
+    """The 2×2 average pooling after a :class:`PooledConv2d`'s conv, as the depthwise stride-2 conv of
+    weight 1/4 it equals on even sizes (odd ones are refused in :func:`_infer_shapes`): one more stage."""
+
+    def __init__(self, conv: PooledConv2d):
+        super().__init__(conv.out_channels, torch.full((2, 2), 0.25), stride=2)
+        self.to(conv.weight.device, conv.weight.dtype)
+
+
 def _flatten(module: nn.Module) -> list:
     """The generator as a flat list of layers and residual markers, in execution order."""
+    if isinstance(module, PooledConv2d) and type(module).forward is PooledConv2d.forward:
+        return [module, _AveragePool2x2(module)]  # its own attributes describe the stride-1 conv
     if isinstance(module, ResnetGenerator) and type(module).forward is ResnetGenerator.forward:
         return [x for part in (module.stem, module.down, module.blocks, module.up, module.head) for x in _flatten(part)]
     if isinstance(module, ResnetBlock) and type(module).forward is ResnetBlock.forward:
@@ -270,7 +287,19 @@ def _pointwise(m: nn.Module, name: str) -> _Op | None:
     raise TilingUnsupported(f"cannot tile layer {name} ({type(m).__name__})")
 
 
+def _plain(generator: nn.Module) -> nn.Module:
+    """The network the executor runs: a conditional generator with one fixed code (Augmented CycleGAN)
+    becomes the plain generator for that code, so every tile sees the same code."""
+    if isinstance(generator, CodedGenerator):
+        if generator.code.shape[0] != 1:
+            raise TilingUnsupported("a batch translated with one latent code per image cannot be tiled; tile one "
+                                    "code at a time")  # fmt: skip
+        return generator.bound()
+    return generator
+
+
 def _compile(generator: nn.Module) -> tuple[list[_Act], list[_Stage]]:
+    generator = _plain(generator)
     names = {id(m): n for n, m in generator.named_modules()}
     items = _flatten(generator)
     if len(items) == 1 and items[0] is generator:
@@ -425,6 +454,9 @@ def _infer_shapes(acts: list[_Act], stages: list[_Stage], c: int, h: int, w: int
     acts[0].shape = (c, h, w)
     for st in stages:
         _, sh, sw = st.src.shape
+        if isinstance(st.module, _AveragePool2x2) and (sh % 2 or sw % 2):
+            raise TilingUnsupported(f"2x2 average pooling of an odd-sized activation ({sw}x{sh}) cannot be tiled "
+                                    "exactly (its last window is partial); use --tile 0")  # fmt: skip
         oh, ow = _out_len(st, 0, sh), _out_len(st, 1, sw)
         if oh < 1 or ow < 1:
             raise TilingUnsupported(f"the image ({w}x{h}) is too small for {type(st.module).__name__} layers")

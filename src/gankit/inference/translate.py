@@ -205,6 +205,10 @@ def translate_paths(
     progress: bool | None = None,
     tile: int | None = None,
     max_memory: int | None = None,
+    *,
+    samples: int | None = None,
+    seed: int = 0,
+    like: str | Path | None = None,
 ) -> TranslateResult:
     """Translate files and folders (searched recursively) into ``out_dir``.
 
@@ -214,21 +218,38 @@ def translate_paths(
     ``progress=None`` shows a bar when there is more than one input. ``tile`` and ``max_memory`` as
     in :func:`translate_tensor` (``None``: tile the images whose one-piece pass would not fit);
     an explicit tile with a generator that cannot be tiled raises before anything is read.
+
+    Models with latent codes (Augmented CycleGAN, ``model.latent_dim`` > 0) translate with the prior's
+    mode z = 0 by default; ``samples=K`` writes K translations ``photo_s0.png`` … ``photo_s{K-1}.png``
+    with codes drawn from the prior (``seed`` fixes them: the same K codes for every input), and
+    ``like=REF`` writes ``photo_like_REF.png`` with the code the model infers from the pair (input,
+    REF), REF an image of the target domain (:meth:`infer_code`). Every tile of a large image gets the
+    same code; a roundtrip goes back with the code the encoder infers from (input, translation), the
+    augmented cycle. A deterministic model answers ``samples`` > 1 or ``like`` with a
+    :class:`~gankit.errors.ConfigError` (``samples=1`` is its one translation, named ``photo_s0.png``).
     """
     from tqdm.auto import tqdm
 
     back = "b2a" if direction == "a2b" else "a2b"
+    kind = getattr(model, "kind", type(model).__name__)
     if roundtrip and back not in getattr(model, "directions", (direction, back)):
-        kind = getattr(model, "kind", type(model).__name__)
         raise ConfigError(f"--roundtrip: this {kind} model translates {direction} only (one-sided, no inverse to "
                           "go back with)")  # fmt: skip
+    _check_code_options(model, kind, samples, like)
     generator = model.generator(direction)
-    in_channels, _ = model.channels(direction)
+    in_channels, out_channels = model.channels(direction)
     reverse = model.generator(back) if roundtrip else None
     if tile:
         for g in (generator, reverse):
             if g is not None:
                 check_tileable(g)
+    reference = None
+    if like is not None:
+        try:
+            reference = pil_to_tensor(load_image(like, out_channels))[None]
+        except GankitError as e:
+            raise ConfigError(f"--like: {e}") from None
+    codes = model.sample_codes(samples, seed) if samples and stochastic(model) else None
     out_dir = Path(out_dir)
     result = TranslateResult()
     items = _collect_inputs(list(inputs), result.failures)
@@ -244,12 +265,15 @@ def translate_paths(
             used = plan_tile(generator, (in_channels, real.height, real.width), tile, max_memory)
             if used:
                 result.tiled.append((path, used))
-            fake = translate_image(generator, real, in_channels, tile=used, max_memory=max_memory)
-            outputs = [(out_dir / rel / f"{stem}_{direction}{suffix}", fake)]
-            if reverse is not None:
-                rec = translate_image(reverse, fake, model.channels(back)[0], tile=used, max_memory=max_memory)
-                strip = roundtrip_strip(real, fake, rec)
-                outputs.append((out_dir / rel / f"{stem}_{direction}_roundtrip{suffix}", strip))
+            outputs = []
+            for name, g in _variants(model, direction, generator, real, samples, codes, like, reference):
+                fake = translate_image(g, real, in_channels, tile=used, max_memory=max_memory)
+                outputs.append((out_dir / rel / f"{stem}_{name}{suffix}", fake))
+                if reverse is not None:
+                    r = _back_generator(model, back, reverse, real, fake)
+                    rec = translate_image(r, fake, model.channels(back)[0], tile=used, max_memory=max_memory)
+                    strip = roundtrip_strip(real, fake, rec)
+                    outputs.append((out_dir / rel / f"{stem}_{name}_roundtrip{suffix}", strip))
             for target, image in outputs:
                 result.written.append(atomic_write_bytes(target, encode_image(image, suffix)))
         except WriteError:  # a full disk fails every file that follows: stop at the first
@@ -257,3 +281,44 @@ def translate_paths(
         except GankitError as e:  # ImageReadError names the file itself
             result.failures.append((path, str(e)))
     return result
+
+
+def _variants(model, direction: str, generator: nn.Module, real: Image.Image, samples: int | None,
+              codes: torch.Tensor | None, like: str | Path | None,
+              reference: torch.Tensor | None) -> list[tuple[str, nn.Module]]:  # fmt: skip
+    """(name, one-input generator) of every translation of one input: K prior codes, the code inferred
+    from (input, reference), or the model's own translation."""
+    if codes is not None:
+        return [(f"s{k}", model.coded_generator(direction, codes[k : k + 1])) for k in range(len(codes))]
+    if reference is not None:
+        code = model.infer_code(direction, pil_to_tensor(real)[None], reference)
+        return [(f"like_{Path(like).stem}", model.coded_generator(direction, code))]
+    return [("s0" if samples else direction, generator)]
+
+
+def _back_generator(model, back: str, reverse: nn.Module, real: Image.Image, fake: Image.Image) -> nn.Module:
+    """The generator a roundtrip goes back with: for a model with latent codes, the inverse with the
+    code its encoder infers from (input, translation), the augmented cycle."""
+    if not stochastic(model):
+        return reverse
+    return model.coded_generator(back, model.infer_code(back, pil_to_tensor(fake)[None], pil_to_tensor(real)[None]))
+
+
+def stochastic(model) -> bool:
+    """Whether ``model`` translates with a latent code (one input, many translations)."""
+    return int(getattr(model, "latent_dim", 0) or 0) > 0
+
+
+def _check_code_options(model, kind: str, samples: int | None, like: str | Path | None) -> None:
+    if samples is not None and samples < 1:
+        raise ConfigError(f"--samples {samples}: expected a number ≥ 1")
+    if samples is not None and like is not None:
+        raise ConfigError("--samples and --like: give one (K codes from the prior, or the code of one example)")
+    if stochastic(model):
+        return
+    if samples is not None and samples > 1:
+        raise ConfigError(f"--samples {samples}: this {kind} model is deterministic (one translation per input); "
+                          "train it with --latent-dim K for many")  # fmt: skip
+    if like is not None:
+        raise ConfigError(f"--like {like}: this {kind} model has no latent code to take from an example; train it "
+                          "with --latent-dim K")  # fmt: skip

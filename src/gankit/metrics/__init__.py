@@ -1,6 +1,7 @@
 """Evaluation: FID/KID (Heusel et al. 2017; Bińkowski et al. 2018), IS (Salimans et al. 2016),
 PSNR/SSIM (Wang et al. 2004), project-trained domain and label classifiers, and ``gankit eval``."""
 
+import gankit.metrics.adaptation  # noqa: F401  (registers its metric block)
 from gankit.metrics.classifier import (
     RELIABLE_ACCURACY,
     ClassifierConfig,

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
@@ -35,6 +34,7 @@ from gankit.data.sources import (
 )
 from gankit.errors import CheckpointError, DataError
 from gankit.io import atomic_write_text, load_safetensors, save_safetensors
+from gankit.nn.classifiers import fit_classifier
 
 RELIABLE_ACCURACY = 0.95
 CACHE_VERSION = 3
@@ -185,34 +185,15 @@ def _subsample(n: int, cap: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(n, cap, replace=False)) if n > cap else np.arange(n)
 
 
-@torch.enable_grad()
 def fit(train_x: torch.Tensor, train_y: torch.Tensor, num_classes: int, config: ClassifierConfig) -> SmallCNN:
-    """Train a :class:`SmallCNN` with Adam (cosine-decayed lr), random flips (``config.flip``) and random
-    translations of up to 1/8 of the size (reflect padding), with a fixed seed."""
+    """Train a :class:`SmallCNN` on uint8 images with the project's classifier recipe
+    (:func:`gankit.nn.classifiers.fit_classifier`) and a fixed seed."""
     gen = torch.Generator().manual_seed(config.seed)
     with torch.random.fork_rng():
         torch.manual_seed(config.seed)
         model = SmallCNN(num_classes, config.width)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=config.steps, pct_start=0.15)
-    pad = max(1, config.image_size // 8)
-    model.train()
-    for _ in range(config.steps):
-        idx = torch.randint(len(train_x), (config.batch_size,), generator=gen)
-        x, y = uint8_to_unit(train_x[idx]), train_y[idx]
-        if config.flip:
-            flip = torch.rand(len(x), generator=gen) < 0.5
-            x = torch.where(flip[:, None, None, None], x.flip(3), x)
-        s = config.image_size
-        x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-        dx, dy = (int(v) for v in torch.randint(2 * pad + 1, (2,), generator=gen))
-        x = x[:, :, dy : dy + s, dx : dx + s]
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-    return model.eval()
+    return fit_classifier(model, train_x, train_y, steps=config.steps, batch_size=config.batch_size, lr=config.lr,
+                          generator=gen, flip=config.flip, to_input=uint8_to_unit)  # fmt: skip
 
 
 @torch.no_grad()

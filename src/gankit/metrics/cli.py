@@ -32,9 +32,18 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         metavar="FILE",
         help="TorchScript Inception feature extractor (.pt), or 'auto' for the one gankit[inception] installs",
     )
-    p.add_argument("--out", required=True, help="output folder for report.json / report.html")
+    p.add_argument("--out", default=None,
+                   help="output folder for report.json / report.html (default with MODEL: RUN/eval/, where `gankit "
+                   "serve` shows it; required with --real/--fake)")  # fmt: skip
     p.add_argument("--size", type=int, default=None, help="evaluation image size (default: the model's size)")
     p.add_argument("--max-images", type=int, default=None, metavar="N", help="score at most N test images per domain")
+    p.add_argument(
+        "--adaptation-images",
+        type=int,
+        default=None,
+        metavar="N",
+        help="digit runs: translate N source train images for adaptation accuracy (default: all)",
+    )
     p.add_argument("--device", default="auto", help="cpu, cuda, … or auto")
     p.add_argument(
         "--classifier-size",
@@ -50,6 +59,19 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     )
     p.add_argument("--cache-dir", default=None, help="classifier cache (default $GANKIT_CACHE or ~/.cache/gankit)")
     return p
+
+
+def run_folder(model: str | Path) -> Path:
+    """The run folder of a run folder, of its model.safetensors, or of one of its checkpoints."""
+    path = Path(model)
+    if path.is_dir():
+        return path
+    return path.parent.parent if path.parent.name == "checkpoints" else path.parent
+
+
+def default_out(model: str | Path) -> Path:
+    """``RUN/eval``: the report lies with the run, where ``gankit serve RUN`` shows it."""
+    return run_folder(model) / "eval"
 
 
 def _log(msg: str) -> None:
@@ -68,6 +90,8 @@ def run_eval(args: argparse.Namespace) -> int:
         raise ConfigError("--classifier-size must be ≥ 16 and --classifier-steps ≥ 1")
     if args.max_images is not None and args.max_images < 2:
         raise ConfigError(f"--max-images {args.max_images}: expected a number ≥ 2")
+    if args.adaptation_images is not None and args.adaptation_images < 20:
+        raise ConfigError(f"--adaptation-images {args.adaptation_images}: expected a number ≥ 20")
     if args.size is not None and args.size < 8:
         raise ConfigError(f"--size {args.size}: expected a number ≥ 8")
     if args.real or args.fake:
@@ -75,6 +99,8 @@ def run_eval(args: argparse.Namespace) -> int:
             raise ConfigError("folder mode needs both --real DIR and --fake DIR")
         if args.model:
             raise ConfigError("give either MODEL or --real/--fake, not both")
+        if not args.out:
+            raise ConfigError("--out DIR: folder mode needs an output folder for its report")
         classifier = None
         if args.dataset:
             train = load_recipe(args.dataset, args.data_root, "train")
@@ -91,10 +117,13 @@ def run_eval(args: argparse.Namespace) -> int:
         from gankit.models.persist import load_model
 
         model = load_model(args.model, device)
+        if not args.out:
+            args.out = str(default_out(args.model))
         request = EvalRequest(
             out=Path(args.out), device=device, cache_dir=cache_dir, model_name=str(args.model),
             data_root=args.data_root, dataset=args.dataset, test_a=args.test_a, test_b=args.test_b,
             train_a=args.train_a, train_b=args.train_b, size=args.size, max_images=args.max_images,
+            adaptation_images=args.adaptation_images,
             inception_weights=args.inception_weights, classifier_config=cfg, log=_log,
         )  # fmt: skip
         Path(args.out).mkdir(parents=True, exist_ok=True)

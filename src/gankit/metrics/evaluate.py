@@ -19,6 +19,11 @@ Metric names (``report.json["metrics"]``), per direction D = a2b / b2a:
 - ``psnr_a2b`` / ``ssim_a2b`` (colorization truth), ``label_preservation_D`` and
   ``label_preservation_confident_D`` / ``label_rejected_share_D`` (digits).
 - ``fid_inception_D`` / ``kid_inception_D`` / ``is_inception_D`` with ``--inception-weights``.
+- Models with latent codes (``cyclegan --latent-dim K``) only: ``diversity_D`` / ``diversity_cls_D``,
+  mean pairwise distance of 5 translations of one input (pixels on [0, 1] / classifier features) over
+  successful translations only, ``diversity_pairs_D``, ``success_samples_D``, the noisy-copies floor
+  ``diversity_noise_floor_D``, and with truth ``psnr_best_of_k_a2b`` / ``psnr_mean_of_k_a2b`` (see
+  :class:`~gankit.metrics.translation.DiversityBlock`); cycle L1 goes back with the inferred code.
 """
 
 from __future__ import annotations
@@ -71,7 +76,7 @@ def evaluate_translator(model, request: EvalRequest) -> dict[str, Any]:
         test, train = domain_pair(data, "test"), domain_pair(data, "train")
     return evaluate_model(model, test, request.out, train, request.size, request.max_images, request.device,
                           request.cache_dir, request.inception_weights, request.classifier_config, log=request.log,
-                          model_name=request.model_name)  # fmt: skip
+                          model_name=request.model_name, adaptation_images=request.adaptation_images)  # fmt: skip
 
 
 def register_report_evaluator(kind: str, evaluate) -> None:

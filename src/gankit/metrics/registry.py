@@ -36,6 +36,7 @@ class EvalRequest:
     train_b: str | None = None
     size: int | None = None
     max_images: int | None = None
+    adaptation_images: int | None = None
     inception_weights: str | None = None
     classifier_config: Any = None
     log: Callable[[str], None] = field(default=lambda msg: None)

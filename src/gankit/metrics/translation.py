@@ -29,7 +29,7 @@ from gankit.data.recipes import DomainPair
 from gankit.data.sources import ImageSource
 from gankit.data.transforms import EvalTransform
 from gankit.errors import ConfigError
-from gankit.inference.translate import translate_tensor
+from gankit.inference.translate import stochastic, translate_tensor
 from gankit.metrics.classifier import (
     RELIABLE_ACCURACY,
     ClassifierConfig,
@@ -135,7 +135,9 @@ class EvalContext:
     log: Log
     report: Report
     directions: list[Direction] = field(default_factory=list)
+    adaptation_images: int | None = None  # source train images translated for adaptation accuracy (None: all)
     grid_scores: dict[str, tuple[np.ndarray, str]] = field(default_factory=dict)
+    domain_classifier: TrainedClassifier | None = None  # set by DomainBlock, shared with later blocks
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -267,6 +269,7 @@ class DomainBlock(MetricBlock):
         self.clf = train_domain_classifier(train.source_a, train.source_b, test.source_a, test.source_b, test.name,
                                            cfg, ctx.cache_dir)  # fmt: skip
         ctx.report.info["classifier"] = classifier_info(self.clf)
+        ctx.domain_classifier = self.clf
         ctx.metrics["classifier_test_accuracy"] = self.clf.test_accuracy
         ctx.metrics["classifier_reliable"] = self.clf.reliable
         if not self.clf.reliable:
@@ -395,6 +398,122 @@ class TruthBlock(MetricBlock):
             float(v["ssim_floor"].mean()),
         )
         self.ctx.score_for_grids("a2b", v["psnr"], "PSNR", self.priority)
+
+
+DIVERSITY_SAMPLES = 5
+"""Translations of each input (codes drawn from the prior) that the diversity block compares."""
+DIVERSITY_NOISE = 0.1
+"""Standard deviation, on the [0, 1] scale, of the Gaussian noise of the noisy-copies floor."""
+
+
+@metric_block
+class DiversityBlock(MetricBlock):
+    """Models with latent codes (Augmented CycleGAN): K = :data:`DIVERSITY_SAMPLES` translations of every
+    test input with codes drawn from the prior, compared pairwise.
+
+    - ``diversity_D``: mean distance between two translations of the same input, in pixels (mean
+      absolute difference on the [0, 1] scale), and ``diversity_cls_D`` in the domain classifier's
+      penultimate features (Euclidean), both over pairs of *successful* translations only (assigned to
+      the target domain by the guarded classifier, which calls noise 'neither'), so noise cannot buy
+      diversity; 0.0 when no input has two successful translations. ``diversity_pairs_D``: the pairs
+      counted; ``success_samples_D``: the share of the K·N sampled translations that succeed.
+    - Floors: ``diversity_noise_floor_D``, the same measure on K noisy copies of each input (Gaussian
+      noise σ = :data:`DIVERSITY_NOISE`): what noise buys through the success filter (0 when the
+      classifier rejects them), and ``diversity_noise_raw_D``, their pixel distance without the filter.
+    - With true targets (colorization): ``psnr_best_of_k_a2b``, the mean over inputs of the best PSNR of
+      the K translations against the truth, ``psnr_mean_of_k_a2b`` the mean PSNR of a drawn code, beside
+      ``psnr_best_of_k_noise_floor_a2b`` (best of K noisy copies of the input). A single-output model's
+      best of K is its one output (``psnr_a2b``).
+
+    A deterministic translator's diversity is 0 by construction: the block runs for models with latent
+    codes only (``model.latent_dim`` > 0)."""
+
+    @classmethod
+    def applies(cls, ctx):
+        if not stochastic(ctx.model):
+            return False
+        if ctx.train is None or ctx.domain_classifier is None:
+            ctx.notes.append("diversity counts successful translations only and needs the domain classifier "
+                             "(a train split): skipped")  # fmt: skip
+            return False
+        return True
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.clf = ctx.domain_classifier
+        self.gen = torch.Generator().manual_seed(2)
+        self.sums: dict[str, dict[str, list]] = {d.name: {} for d in ctx.directions}
+        ctx.report.info["diversity"] = {
+            "samples": DIVERSITY_SAMPLES,
+            "noise_std": DIVERSITY_NOISE,
+            "pixel_distance": "mean |x - y| on [0, 1]",
+            "feature_distance": "Euclidean, domain classifier penultimate layer",
+        }
+
+    def _add(self, d: Direction, key: str, value: float) -> None:
+        self.sums[d.name].setdefault(key, []).append(value)
+
+    def _pairs(self, d: Direction, prefix: str, images: torch.Tensor) -> None:
+        """Pairwise distances of K translations of one input, over the successful ones."""
+        p, f = self.clf.predict(tensor_to_uint8(images, self.clf.config.image_size))
+        ok = np.flatnonzero(p.argmax(1) == d.target_class)
+        unit = (images.clamp(-1, 1) + 1) / 2
+        self._add(d, f"{prefix}successes", len(ok))
+        for n, i in enumerate(ok):
+            for j in ok[n + 1 :]:
+                self._add(d, f"{prefix}pixels", float((unit[i] - unit[j]).abs().mean()))
+                self._add(d, f"{prefix}features", float(np.linalg.norm(f[i] - f[j])))
+        if prefix:  # the noise floor without the filter
+            k = len(images)
+            raw = [float((unit[i] - unit[j]).abs().mean()) for i in range(k) for j in range(i + 1, k)]
+            self._add(d, "noise_raw", float(np.mean(raw)))
+
+    def update(self, batch):
+        d, model, k = batch.direction, self.ctx.model, DIVERSITY_SAMPLES
+        truth = None
+        if d.truth is not None:
+            truth = to_unit_rgb(next(stream(d.truth, d.indices[batch.positions], self.ctx.size,
+                                            len(batch.positions))))  # fmt: skip
+        for i, real in enumerate(batch.real):
+            codes = torch.randn(k, model.latent_dim, generator=self.gen)
+            x = real[None].expand(k, -1, -1, -1)
+            fakes = translate_tensor(model.coded_generator(d.name, codes), x.to(self.ctx.device)).float().cpu()
+            noisy = ((x + 1) / 2 + DIVERSITY_NOISE * torch.randn(x.shape, generator=self.gen)).clamp(0, 1) * 2 - 1
+            self._pairs(d, "", fakes)
+            self._pairs(d, "noise_", noisy)
+            if truth is not None and to_unit_rgb(fakes).shape[1:] == truth.shape[1:]:
+                target = truth[i : i + 1].expand(k, -1, -1, -1)
+                scores = np.minimum(psnr(to_unit_rgb(fakes), target).numpy(), 100)
+                self._add(d, "psnr_best", float(scores.max()))
+                self._add(d, "psnr_mean", float(scores.mean()))
+                noise = np.minimum(psnr(to_unit_rgb(noisy), target).numpy(), 100)
+                self._add(d, "psnr_noise_best", float(noise.max()))
+
+    def finish(self):
+        m, k = self.ctx.metrics, DIVERSITY_SAMPLES
+        for d in self.ctx.directions:
+            v = self.sums[d.name]
+            inputs = len(v.get("successes", []))
+            m[f"diversity_{d.name}"] = float(np.mean(v["pixels"])) if v.get("pixels") else 0.0
+            m[f"diversity_cls_{d.name}"] = float(np.mean(v["features"])) if v.get("features") else 0.0
+            m[f"diversity_pairs_{d.name}"] = len(v.get("pixels", []))
+            m[f"success_samples_{d.name}"] = float(np.sum(v.get("successes", [0])) / max(1, k * inputs))
+            m[f"diversity_noise_floor_{d.name}"] = float(np.mean(v["noise_pixels"])) if v.get("noise_pixels") else 0.0
+            m[f"diversity_noise_raw_{d.name}"] = float(np.mean(v["noise_raw"])) if v.get("noise_raw") else 0.0
+            if not v.get("pixels"):
+                self.ctx.notes.append(f"diversity_{d.name}: no input had two successful translations among its "
+                                      f"{k}; reported as 0.0")  # fmt: skip
+            if v.get("psnr_best"):
+                m[f"psnr_best_of_k_{d.name}"] = float(np.mean(v["psnr_best"]))
+                m[f"psnr_mean_of_k_{d.name}"] = float(np.mean(v["psnr_mean"]))
+                m[f"psnr_best_of_k_noise_floor_{d.name}"] = float(np.mean(v["psnr_noise_best"]))
+            self.ctx.report.descriptions |= {
+                f"diversity_{d.name}": f"mean |x − y| on [0, 1], successful translations of one input ({k} codes)",
+                f"diversity_cls_{d.name}": "the same, classifier-feature distance",
+                f"diversity_noise_floor_{d.name}": f"diversity of {k} noisy copies of the input (floor)",
+                f"psnr_best_of_k_{d.name}": f"best PSNR (dB) of {k} translations vs true colours",
+                f"psnr_best_of_k_noise_floor_{d.name}": f"best PSNR (dB) of {k} noisy copies of the input (floor)",
+            }
 
 
 def confident_threshold(probabilities: np.ndarray, keep: float = LABEL_KEEP) -> float:
@@ -533,6 +652,7 @@ def evaluate_model(
     batch_size: int = BATCH,
     log: Log = lambda msg: None,
     model_name: str = "",
+    adaptation_images: int | None = None,
 ) -> dict[str, Any]:
     """Score a translator (``generator(d)``, ``channels(d)``, ``directions``) on ``test_pair``, write
     ``out_dir/report.json`` and ``report.html``, return the metrics. ``train_pair`` (the train split) is
@@ -549,6 +669,7 @@ def evaluate_model(
     ctx = EvalContext(model, test_pair, train_pair, size, device, Path(cache_dir) if cache_dir else None,
                       classifier_config or ClassifierConfig(), inception, log, rep)  # fmt: skip
     ctx.directions = directions_of(model, test_pair, train_pair, max_images)
+    ctx.adaptation_images = adaptation_images
     rep.info.update(model=model_name, dataset=test_pair.name, size=size, device=str(device),
                     **{f"test_images_{d.name[0]}": len(d.indices) for d in ctx.directions})  # fmt: skip
     rep.metrics["classifier_test_accuracy"] = None  # every standard key is present, None when not measured
@@ -578,8 +699,12 @@ def evaluate_model(
 
 def _translate(model, d: Direction, real: torch.Tensor, device) -> tuple[torch.Tensor, torch.Tensor | None]:
     fake = translate_tensor(model.generator(d.name), real.to(device)).float().cpu()
-    rec = translate_tensor(model.generator(d.back), fake.to(device)).float().cpu() if d.back else None
-    return fake, rec
+    if not d.back:
+        return fake, None
+    back = model.generator(d.back)
+    if stochastic(model):  # the augmented cycle: back with the code inferred from (input, translation)
+        back = model.coded_generator(d.back, model.infer_code(d.back, fake, real))
+    return fake, translate_tensor(back, fake.to(device)).float().cpu()
 
 
 def best_worst_grids(model, d: Direction, scores: np.ndarray, score_name: str, size: int, device,

@@ -143,6 +143,11 @@ class Model(ABC):
         """Lines for the run's HTML page (architecture, data, game…)."""
         return {}
 
+    def prepare(self, log=print) -> None:
+        """One-time work before the first step that needs the training data (e.g. training a frozen
+        auxiliary network); called after a checkpoint is restored, so restored state can make it a no-op."""
+        del log
+
     def extra_state(self) -> dict[str, Any]:
         """Pickle-free state besides weights and optimizers needed to resume exactly (pools, phase…)."""
         return {}

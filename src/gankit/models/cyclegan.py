@@ -15,19 +15,26 @@ import contextlib
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from PIL import Image
 from torch import nn
 
-from gankit.config import opt
-from gankit.errors import ConfigError
+from gankit.config import opt, option_error
+from gankit.errors import ConfigError, DataError
 from gankit.losses import AdversarialLoss, clip_weights, cycle_loss, gradient_penalty, identity_loss
 from gankit.models.base import make_optimizer, set_requires_grad
 from gankit.models.pool import ImagePool
 from gankit.models.registry import register
 from gankit.models.schedules import lr_factor, set_lr
+from gankit.models.semantic import (
+    SEMANTIC_SOURCES,
+    SemanticConsistency,
+    build_semantic_consistency,
+    load_semantic_state,
+    semantic_state,
+)
 from gankit.models.translation import (
     TranslationConfig,
     UnpairedTranslationModel,
@@ -51,7 +58,34 @@ class CycleGANConfig(TranslationConfig):
     lambda_cyc: float = opt(10.0, "cycle-consistency weight λ_cyc", group="loss", ge=0)
     lambda_id: float = opt(0.5, "identity weight, relative to λ_cyc (paper 0.5; 0 disables)", group="loss", ge=0)
     pool_size: int = opt(50, "history of generated images shown to the discriminators (0 = none)", group="run", ge=0)
+    semantic_loss: bool = opt(False, "CyCADA semantic-consistency loss: a frozen task classifier trained on source "
+                              "labels must read the same label before and after translation (Hoffman et al. 2018)",
+                              group="loss")  # fmt: skip
+    lambda_sem: float = opt(1.0, "weight of the semantic-consistency loss", group="loss", ge=0)
+    semantic_source: str = opt("both", "whose labels train the task classifier: a, b (one source for both "
+                               "directions, as in CyCADA) or both (each direction reads its own source domain's)",
+                               choices=SEMANTIC_SOURCES, group="loss")  # fmt: skip
+    semantic_steps: int = opt(2000, "training steps of the semantic task classifier", group="loss", ge=1)
+    latent_dim: int = opt(0, "Augmented CycleGAN (Almahairi et al. 2018): dimension K of the latent codes z_a, z_b "
+                          "~ N(0, I) that make each input translate to many outputs (0 = plain CycleGAN)",
+                          group="model", ge=0)  # fmt: skip
+    encoder_width: int = opt(32, "with --latent-dim: width of the latent encoders' first layer (the code "
+                             "discriminators have twice as many units)", group="model", ge=1)  # fmt: skip
+    lambda_latent: float = opt(1.0, "with --latent-dim: weight of the code reconstruction |E(a, G(a, z)) - z|",
+                               group="loss", ge=0)  # fmt: skip
+    lambda_latent_gan: float = opt(1.0, "with --latent-dim: weight of the adversarial loss keeping inferred codes on "
+                                   "the prior", group="loss", ge=0)  # fmt: skip
     out: str = opt("runs/cyclegan", "run folder", group="run")
+
+    def validate(self):
+        super().validate()
+        if self.latent_dim and self.generator != "resnet":
+            raise option_error("latent_dim", self.latent_dim, f"the code modulates the resnet generator's instance "
+                               f"norms; --generator {self.generator} has none")  # fmt: skip
+        if self.latent_dim and self.norm != "instance":
+            raise option_error("latent_dim", self.latent_dim, f"the code modulates instance norms, not --norm "
+                               f"{self.norm}")  # fmt: skip
+        return self
 
 
 @dataclass
@@ -168,9 +202,14 @@ class CycleGANNetworks(nn.Module):
                                 idt_a=idt_a, idt_b=idt_b)  # fmt: skip
 
     def generator_loss(
-        self, real_a: torch.Tensor, real_b: torch.Tensor, out: GeneratorOutputs
+        self,
+        real_a: torch.Tensor,
+        real_b: torch.Tensor,
+        out: GeneratorOutputs,
+        semantic: SemanticConsistency | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """L_GAN(G, D_B) + L_GAN(F, D_A) + λ_cyc·L_cyc + λ_cyc·λ_id·L_id (CycleGAN eq. 3 and §5.2)."""
+        """L_GAN(G, D_B) + L_GAN(F, D_A) + λ_cyc·L_cyc + λ_cyc·λ_id·L_id (CycleGAN eq. 3 and §5.2), plus
+        λ_sem·L_sem with a ``semantic`` consistency term (CyCADA eq. 4)."""
         c = self.config
         terms = {
             "G_adv_a2b": self.adversarial.g_loss(self._net("d_b")(out.fake_b)),
@@ -185,6 +224,10 @@ class CycleGANNetworks(nn.Module):
             terms["idt_a"] = identity_loss(real_b, idt_a)
             terms["idt_b"] = identity_loss(real_a, idt_b)
             total = total + c.lambda_cyc * c.lambda_id * (terms["idt_a"] + terms["idt_b"])
+        if semantic is not None:
+            terms["sem_a2b"] = semantic.loss("a2b", out.fake_b, real_a)
+            terms["sem_b2a"] = semantic.loss("b2a", out.fake_a, real_b)
+            total = total + c.lambda_sem * (terms["sem_a2b"] + terms["sem_b2a"])
         terms["G_total"] = total
         return total, terms
 
@@ -218,6 +261,16 @@ class CycleGANModel(UnpairedTranslationModel):
     summary = "unpaired image-to-image translation, both directions (Zhu et al. 2017)"
     config_class = CycleGANConfig
     exported = ("g_ab", "g_ba")
+    latent_variant: ClassVar[type[CycleGANModel] | None] = None
+    """What a config with ``latent_dim`` > 0 builds: Augmented CycleGAN (:mod:`gankit.models.augmented`)."""
+
+    def __new__(cls, config: CycleGANConfig | None = None, *args: Any, **kwargs: Any):
+        if cls is CycleGANModel and getattr(config, "latent_dim", 0):
+            from gankit.models.registry import load_modules
+
+            load_modules()  # the built-in modules include gankit.models.augmented, which sets latent_variant
+            cls = CycleGANModel.latent_variant
+        return super().__new__(cls)
 
     def __init__(self, config: CycleGANConfig, device: torch.device, *, for_training: bool = True):
         super().__init__(config, device, for_training=for_training)
@@ -229,6 +282,7 @@ class CycleGANModel(UnpairedTranslationModel):
             self._optimizers = {"G": make_optimizer(g_params, config, config.lr),
                                 "D": make_optimizer(d_params, config, config.lr_d or config.lr)}  # fmt: skip
             self._new_pools(rank=0)
+        self.semantic: SemanticConsistency | None = None
 
     # --- Model ---------------------------------------------------------------------------------------
     def networks(self) -> dict[str, nn.Module]:
@@ -254,6 +308,27 @@ class CycleGANModel(UnpairedTranslationModel):
         if self.for_training and shard.rank:
             self._new_pools(shard.rank)
 
+    def prepare(self, log=print) -> None:
+        """Train the frozen task classifiers of ``--semantic-loss`` (unless a checkpoint brought them)."""
+        c = self.config
+        if not (self.for_training and c.semantic_loss) or self.semantic is not None:
+            return
+        from gankit.data.loading import domain_pair
+
+        try:
+            test = domain_pair(c, "test")
+        except Exception:  # no test split: the classifiers' held-out accuracy is not reported
+            test = None
+        train = self.pair or domain_pair(c, "train")
+        domains = {"a": (train.source_a, test and test.source_a, c.channels_a),
+                   "b": (train.source_b, test and test.source_b, c.channels_b)}  # fmt: skip
+        try:
+            semantic = build_semantic_consistency(c.semantic_source, domains, c.size, seed=c.seed,
+                                                  steps=c.semantic_steps, log=log)  # fmt: skip
+        except DataError as e:
+            raise ConfigError(f"--semantic-loss: {e}") from None
+        self.semantic = semantic.to(self.device)
+
     def _new_pools(self, rank: int) -> None:
         c = self.config
         self.pool_a = ImagePool(c.pool_size, seed=c.seed + 7919 * rank)
@@ -275,7 +350,7 @@ class CycleGANModel(UnpairedTranslationModel):
             if g_step:
                 set_requires_grad(discriminators, False)
                 with self.precision.autocast():
-                    loss_g, terms_g = m.generator_loss(real_a, real_b, out)
+                    loss_g, terms_g = m.generator_loss(real_a, real_b, out, self.semantic)
                 self.precision.step(loss_g, self._optimizers["G"])
                 terms |= terms_g
                 set_requires_grad(discriminators, True)
@@ -298,7 +373,10 @@ class CycleGANModel(UnpairedTranslationModel):
     def extra_state(self) -> dict[str, Any]:
         if not self.for_training:
             return {}
-        return {"pool_a": self.pool_a.state_dict(), "pool_b": self.pool_b.state_dict()}
+        state = {"pool_a": self.pool_a.state_dict(), "pool_b": self.pool_b.state_dict()}
+        if self.semantic is not None:
+            state["semantic"] = semantic_state(self.semantic)
+        return state
 
     def activation_bytes(self) -> int | None:
         """Measured, not guessed, for the generator update (the larger of the two: both cycles and the
@@ -310,12 +388,18 @@ class CycleGANModel(UnpairedTranslationModel):
     def extra_state_bytes(self) -> int:
         c = self.config
         per_image = c.size * c.size * 4  # float32 pixels of one channel
-        return c.pool_size * per_image * ((c.channels_a or 3) + (c.channels_b or 3)) if self.for_training else 0
+        pools = c.pool_size * per_image * ((c.channels_a or 3) + (c.channels_b or 3))
+        classifiers = 2 * 2_000_000 if c.semantic_loss else 0  # two LeNets: ~0.43 M float32 parameters each
+        return pools + classifiers if self.for_training else 0
 
     def load_extra_state(self, state) -> None:
         if self.for_training and "pool_a" in state:
             self.pool_a.load_state_dict(state["pool_a"], self.device)
             self.pool_b.load_state_dict(state["pool_b"], self.device)
+        if self.for_training and state.get("semantic"):
+            c = self.config
+            self.semantic = load_semantic_state(c.semantic_source, state["semantic"],
+                                                {"a": c.channels_a, "b": c.channels_b}, self.device)  # fmt: skip
 
     @torch.no_grad()
     def sample_grid(self, step: int) -> Image.Image:
@@ -335,7 +419,9 @@ class CycleGANModel(UnpairedTranslationModel):
             "model": f"{c.generator} generator ({c.blocks} blocks) · {c.discriminator} discriminator · {c.gan_loss}",
             "images": f"{c.size}px crops, channels A={c.channels_a} B={c.channels_b}, batch {c.batch_size}",
             "grids": "each row: real | translated | reconstructed (A rows: A→B→A, B rows: B→A→B)",
-        }
+        } | ({"semantic loss": f"λ_sem {c.lambda_sem}, frozen LeNet task classifier(s) trained on the labels of "
+              f"{ {'a': 'domain A', 'b': 'domain B', 'both': 'each direction’s source domain'}[c.semantic_source]}"}
+             if c.semantic_loss else {})  # fmt: skip
 
     # --- Translator ------------------------------------------------------------------------------------
     @property

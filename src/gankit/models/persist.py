@@ -196,8 +196,10 @@ def read_weights(path: str | Path) -> StoredWeights:
 
 # --- building and loading ------------------------------------------------------------------------------------
 def make_config(kind: str, options: Mapping[str, Any], source: str, **overrides: Any) -> RunConfig:
+    """The config of a saved run (its options as an earlier gankit may have written them: see
+    ``upgrade_saved`` of the config class), with ``overrides`` applied."""
     cls = model_class(kind).config_class
-    config = cls.from_dict(dict(options), source=source)
+    config = cls.from_dict(cls.upgrade_saved(dict(options)), source=source)
     return dataclasses.replace(config, **overrides).validate() if overrides else config
 
 

@@ -18,6 +18,7 @@ from gankit.models.base import Model
 
 BUILTIN_MODULES = (
     "gankit.models.cyclegan",
+    "gankit.models.augmented",
     "gankit.models.cut",
     "gankit.models.cgan",
     "gankit.models.sgan",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -21,7 +22,7 @@ from gankit.models.base import Model, Translator
 from gankit.nn import DISCRIMINATORS, GENERATORS, build_discriminator, build_generator, init_weights
 from gankit.nn.conv import ConvAlgorithmTuner, tune_convolutions
 from gankit.nn.generators import generator_size_multiple
-from gankit.nn.layers import NORMS, PADDINGS
+from gankit.nn.layers import ACTIVATIONS, DOWNSAMPLES, NORMS, PADDINGS
 
 CONV_ALGORITHMS = ("tuned", "plain", "nnpack", "winograd")  # see gankit.nn.conv
 INITS = ("normal", "xavier", "kaiming", "orthogonal")
@@ -57,8 +58,19 @@ class TranslationConfig(GANConfig):
                           "default)", group="model")  # fmt: skip
     unet_depth: int | None = opt(None, "levels of unet generators (unet 4, unet-skip 8)", group="model", ge=1)
     ngf: int | None = opt(None, "generator base width (default per architecture)", group="model", ge=1)
-    kernel_size: int = opt(3, "kernel size of the unet generator and scalar discriminator (seed 000)", group="model",
-                           ge=1)  # fmt: skip
+    kernel_size: int | None = opt(None, "kernel size of every generator and discriminator conv (seed 000: 5 for "
+                                  "digits; odd); default each architecture's own (resnet and unet 3, unet-upsample, "
+                                  "unet-skip and patch 4, scalar 3); the resnet's 7x7 stem and head and the pixel "
+                                  "discriminator's 1x1 convs keep theirs", group="model", ge=1)  # fmt: skip
+    g_kernel_size: int | None = opt(None, "generator kernel size (default --kernel-size)", group="model", ge=1)
+    d_kernel_size: int | None = opt(None, "discriminator kernel size (default --kernel-size; 4 is the PatchGAN's own)",
+                                    group="model", ge=1)  # fmt: skip
+    activation: str = opt("relu", "generator hidden activation: relu (each architecture's own) or leaky: "
+                          "LeakyReLU(0.2) in place of every ReLU (GANs in Action §5.4.5: avoid sparse gradients; the "
+                          "discriminators use LeakyReLU already)", choices=ACTIVATIONS, group="model")  # fmt: skip
+    downsample: str = opt("stride", "how generators and discriminators halve the resolution: stride (stride-2 convs) "
+                          "or avgpool (stride-1 conv, then 2x2 average pooling; GANs in Action §5.4.5; 4x the "
+                          "multiply-adds of those convs)", choices=DOWNSAMPLES, group="model")  # fmt: skip
     g_padding: str = opt("reflect", "generator padding", choices=PADDINGS, group="model")
     dropout: float = opt(0.0, "dropout in generator blocks", group="model", ge=0, lt=1)
     final: str = opt("tanh", "generator output activation", choices=("tanh", "sigmoid", "none"), group="model")
@@ -102,19 +114,61 @@ class TranslationConfig(GANConfig):
             resizes = self.preprocess in (None, "resize_and_crop", "scale_shortside_and_crop")
             if self.load_size is not None and self.load_size < self.size and resizes:
                 raise option_error("load_size", self.load_size, f"must be ≥ --size {self.size}")
-        if self.kernel_size % 2 == 0:
-            raise option_error("kernel_size", self.kernel_size, "expected an odd number")
+        if self.kernel_size is not None and self.kernel_size % 2 == 0:
+            raise option_error("kernel_size", self.kernel_size, "expected an odd number (the generators pad 'same' on "
+                               "both sides; --d-kernel-size takes even ones)")  # fmt: skip
+        if self.g_kernel_size is not None and self.g_kernel_size % 2 == 0 and self.generator in ("resnet", "unet"):
+            raise option_error("g_kernel_size", self.g_kernel_size, f"the {self.generator} generator needs an odd "
+                               "kernel (it pads 'same' on both sides)")  # fmt: skip
+        if self.d_kernel_size not in (None, 1) and self.discriminator == "pixel":
+            raise option_error("d_kernel_size", self.d_kernel_size, "the pixel discriminator has 1x1 convs only (it "
+                               "judges single pixels)")  # fmt: skip
         if self.antialias and self.generator != "resnet":
             raise option_error("antialias", True, f"an option of the resnet generator, not of {self.generator}")
+        if self.antialias and self.downsample != "stride":
+            raise option_error("downsample", self.downsample, "the antialiased resnet generator (--antialias) "
+                               "downsamples by blurring; add --no-antialias")  # fmt: skip
         return self
+
+    @property
+    def generator_kernel(self) -> int | None:
+        """The generators' kernel size (None: each architecture's own)."""
+        return self.g_kernel_size or self.kernel_size
+
+    @property
+    def discriminator_kernel(self) -> int | None:
+        """The discriminators' kernel size (None: each architecture's own; the pixel discriminator's is 1)."""
+        if self.discriminator == "pixel":
+            return self.d_kernel_size
+        return self.d_kernel_size or self.kernel_size
+
+    @classmethod
+    def upgrade_saved(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """Options saved by an earlier gankit, with the meaning they had then. Until ``g_kernel_size`` and
+        ``d_kernel_size`` existed, every saved config held ``kernel_size`` (default 3), which only the
+        unet generator and the scalar discriminator read; the resnet, unet-upsample and unet-skip
+        generators and the patch and pixel discriminators kept their own kernels. A saved config
+        without those two keys (configs saved since always have them) is such a config: its
+        ``kernel_size`` moves to the networks that read it, so its run folder rebuilds the networks
+        it trained. Hand-written YAML is read as written (this runs on saved configs only)."""
+        data = super().upgrade_saved(data)
+        if "kernel_size" not in data or "g_kernel_size" in data or "d_kernel_size" in data:
+            return data
+        fields = cls.__dataclass_fields__
+        old = data["kernel_size"]
+        generator = data.get("generator", fields["generator"].default)
+        discriminator = data.get("discriminator", fields["discriminator"].default)
+        return data | {"kernel_size": None, "g_kernel_size": old if generator == "unet" else None,
+                       "d_kernel_size": old if discriminator == "scalar" else None}  # fmt: skip
 
 
 def build_translation_generator(config: TranslationConfig, in_channels: int, out_channels: int) -> nn.Module:
     """The generator the options describe (before :func:`init_translation_networks`)."""
     c = config
     return build_generator(c.generator, in_channels, out_channels, ngf=c.ngf, n_blocks=c.blocks, depth=c.unet_depth,
-                        kernel_size=c.kernel_size, norm=c.norm, padding=c.g_padding, dropout=c.dropout,
-                        final=c.final, antialias=c.antialias)  # fmt: skip
+                        kernel_size=c.generator_kernel, norm=c.norm, padding=c.g_padding, dropout=c.dropout,
+                        final=c.final, antialias=c.antialias, activation=c.activation,
+                        downsample=c.downsample)  # fmt: skip
 
 
 def build_translation_discriminator(config: TranslationConfig, channels: int) -> nn.Module:
@@ -122,7 +176,7 @@ def build_translation_discriminator(config: TranslationConfig, channels: int) ->
     c = config
     return build_discriminator(c.discriminator, channels, ndf=c.ndf, n_layers=c.d_layers, norm=c.norm,
                             padding=c.d_padding, sigmoid=c.d_sigmoid, image_size=c.size,
-                            kernel_size=c.kernel_size)  # fmt: skip
+                            kernel_size=c.discriminator_kernel, downsample=c.downsample)  # fmt: skip
 
 
 def init_translation_networks(config: TranslationConfig, networks: Iterable[nn.Module]) -> None:

@@ -1,12 +1,17 @@
 """Discriminators, selectable by name (SPEC §1). All return raw scores (logits): the loss decides
-how to read them, so LSGAN, WGAN and hinge games see unsquashed values."""
+how to read them, so LSGAN, WGAN and hinge games see unsquashed values.
+
+Their hidden activations are LeakyReLU(0.2) already (none has a ReLU to replace: SPEC §4's "LeakyReLU
+everywhere" holds for them as published). ``downsample="avgpool"`` makes each stride-2 conv a stride-1
+conv followed by 2×2 average pooling (:class:`~gankit.nn.layers.PooledConv2d`, same parameters and
+output size)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from gankit.nn.layers import conv_bias, norm_layer
+from gankit.nn.layers import conv_bias, downsampling_conv, norm_layer
 
 
 class PatchDiscriminator(nn.Module):
@@ -15,7 +20,9 @@ class PatchDiscriminator(nn.Module):
     scores one 70x70 patch; parameter count 2,764,737 for ndf=64 as in the official code.
 
     ``padding="reflect"`` follows seed 003; ``sigmoid=True`` squashes the output for the vanilla
-    min-max game of seed 003 (not the default: LSGAN wants raw scores)."""
+    min-max game of seed 003 (not the default: LSGAN wants raw scores). ``kernel_size`` replaces the
+    4×4 of every conv (seed 000's PatchGAN uses its generator's kernel, 5 for digits), padded by
+    (k − 1) // 2 so the stride-2 convs halve the size for any kernel."""
 
     def __init__(
         self,
@@ -26,13 +33,20 @@ class PatchDiscriminator(nn.Module):
         norm: str = "instance",
         padding: str = "zeros",
         sigmoid: bool = False,
+        kernel_size: int = 4,
+        downsample: str = "stride",
     ):
         super().__init__()
+        if kernel_size < 1:
+            raise ValueError(f"the patch discriminator needs a kernel size ≥ 1, got {kernel_size}")
         bias = conv_bias(norm)
         mode = {"zeros": "zeros", "reflect": "reflect", "replicate": "replicate"}[padding]
+        k, p = kernel_size, (kernel_size - 1) // 2
 
         def conv(i: int, o: int, stride: int, b: bool = True) -> nn.Conv2d:
-            return nn.Conv2d(i, o, 4, stride, 1, bias=b, padding_mode=mode)
+            if stride == 2:
+                return downsampling_conv(i, o, k, p, bias=b, padding_mode=mode, downsample=downsample)
+            return nn.Conv2d(i, o, k, stride, p, bias=b, padding_mode=mode)
 
         layers: list[nn.Module] = [conv(in_channels, ndf, 2), nn.LeakyReLU(0.2, True)]
         mult = 1
@@ -78,15 +92,20 @@ class ScalarDiscriminator(nn.Module):
     score per image. The flatten fixes the input size, so ``image_size`` is required."""
 
     def __init__(
-        self, in_channels: int, image_size: int, ndf: int = 32, *, kernel_size: int = 3, sigmoid: bool = False
-    ):
+        self, in_channels: int, image_size: int, ndf: int = 32, *, kernel_size: int = 3, sigmoid: bool = False,
+        downsample: str = "stride",
+    ):  # fmt: skip
         super().__init__()
+        if kernel_size < 1:
+            raise ValueError(f"the scalar discriminator needs a kernel size ≥ 1, got {kernel_size}")
         k, p = kernel_size, kernel_size // 2
         layers: list[nn.Module] = []
         prev, size = in_channels, image_size
         for i, stride in enumerate((2, 2, 2, 1)):
             w = ndf * 2**i
-            layers += [nn.LeakyReLU(0.2), nn.Conv2d(prev, w, k, stride, p)]
+            down = stride == 2
+            conv = downsampling_conv(prev, w, k, p, downsample=downsample) if down else nn.Conv2d(prev, w, k, 1, p)
+            layers += [nn.LeakyReLU(0.2), conv]
             prev = w
             size = (size + 2 * p - k) // stride + 1
         self.features = nn.Sequential(*layers)
@@ -115,15 +134,23 @@ def build_discriminator(
     padding: str = "zeros",
     sigmoid: bool = False,
     image_size: int | None = None,
-    kernel_size: int = 3,
+    kernel_size: int | None = None,
+    downsample: str = "stride",
 ) -> nn.Module:
-    """Discriminator by name; ``ndf=None`` picks the published width (64 patch/pixel, 32 scalar)."""
+    """Discriminator by name; ``ndf=None`` picks the published width (64 patch/pixel, 32 scalar),
+    ``kernel_size=None`` the published kernel (4 patch, 3 scalar). The pixel discriminator judges
+    single pixels with 1×1 convs: it has no kernel size to choose (one is refused) and no
+    downsampling (``downsample`` leaves it as it is)."""
     if name == "patch":
-        return PatchDiscriminator(in_channels, ndf or 64, n_layers, norm=norm, padding=padding, sigmoid=sigmoid)
+        return PatchDiscriminator(in_channels, ndf or 64, n_layers, norm=norm, padding=padding, sigmoid=sigmoid,
+                                  kernel_size=kernel_size or 4, downsample=downsample)  # fmt: skip
     if name == "pixel":
+        if kernel_size not in (None, 1):
+            raise ValueError(f"the pixel discriminator has 1x1 convs only (it judges single pixels), not {kernel_size}")
         return PixelDiscriminator(in_channels, ndf or 64, norm=norm, sigmoid=sigmoid)
     if name == "scalar":
         if image_size is None:
             raise ValueError("the scalar discriminator needs image_size (the crop size)")
-        return ScalarDiscriminator(in_channels, image_size, ndf or 32, kernel_size=kernel_size, sigmoid=sigmoid)
+        return ScalarDiscriminator(in_channels, image_size, ndf or 32, kernel_size=kernel_size or 3, sigmoid=sigmoid,
+                                   downsample=downsample)  # fmt: skip
     raise ValueError(f"unknown discriminator {name!r}; choose one of {DISCRIMINATORS}")

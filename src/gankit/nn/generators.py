@@ -18,26 +18,38 @@ from gankit.nn.layers import (
     blur_downsample,
     blur_upsample,
     conv_bias,
+    downsampling_conv,
     final_activation,
+    hidden_activation,
     norm_layer,
     padded_conv,
 )
 
 
-class ResnetBlock(nn.Module):
-    """Two 3x3 convs with a skip connection (He et al. 2016), the CycleGAN transformer block."""
+def _odd_kernel(kernel_size: int, network: str) -> int:
+    if kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"the {network} generator needs an odd kernel size (its convs pad 'same' on both sides), "
+                         f"got {kernel_size}")  # fmt: skip
+    return kernel_size
 
-    def __init__(self, channels: int, *, norm: str = "instance", padding: str = "reflect", dropout: float = 0.0):
+
+class ResnetBlock(nn.Module):
+    """Two 3x3 convs (``kernel_size`` × ``kernel_size``) with a skip connection (He et al. 2016), the
+    CycleGAN transformer block."""
+
+    def __init__(self, channels: int, *, norm: str = "instance", padding: str = "reflect", dropout: float = 0.0,
+                 kernel_size: int = 3, activation: str = "relu"):  # fmt: skip
         super().__init__()
         bias = conv_bias(norm)
+        k = _odd_kernel(kernel_size, "resnet")
         layers: list[nn.Module] = [
-            *padded_conv(channels, channels, 3, padding, bias=bias),
+            *padded_conv(channels, channels, k, padding, bias=bias),
             norm_layer(norm, channels),
-            nn.ReLU(True),
+            hidden_activation(activation),
         ]
         if dropout > 0:
             layers.append(Dropout(dropout))
-        layers += [*padded_conv(channels, channels, 3, padding, bias=bias), norm_layer(norm, channels)]
+        layers += [*padded_conv(channels, channels, k, padding, bias=bias), norm_layer(norm, channels)]
         self.body = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -54,6 +66,15 @@ class ResnetGenerator(nn.Module):
     ``antialias`` replaces each stride-2 conv by a stride-1 conv followed by a blurred subsampling and
     each transposed conv by a blurred upsampling followed by a stride-1 conv (Zhang 2019), CUT's
     default (Park et al. 2020); off, the network is CycleGAN's.
+
+    The options of SPEC §4 and seed 000, each off by default (CycleGAN's network): ``kernel_size`` is
+    the kernel of the down- and upsampling convs and of the residual blocks (3 in CycleGAN; seed 000
+    uses 5 for digits). The 7×7 stem and head stay 7×7: they are the full-resolution projections into
+    and out of feature space (Johnson et al. 2016), already wider than any body kernel asked for in
+    practice, and a kernel option that shrank them would narrow what the seed widens.
+    ``activation="leaky"`` puts LeakyReLU(0.2) in place of every ReLU, and ``downsample="avgpool"``
+    makes each stride-2 conv a stride-1 conv followed by 2×2 average pooling (GANs in Action §5.4.5,
+    seed 001; :class:`~gankit.nn.layers.PooledConv2d`); both keep every parameter's name and shape.
 
     :meth:`forward_with_taps` also returns intermediate features at named *taps* (:attr:`tap_names`):
     ``input``, ``stem`` (after the first conv block), ``down1``/``down2`` (the raw output of each
@@ -75,34 +96,41 @@ class ResnetGenerator(nn.Module):
         dropout: float = 0.0,
         final: str = "tanh",
         antialias: bool = False,
+        kernel_size: int = 3,
+        activation: str = "relu",
+        downsample: str = "stride",
     ):
         super().__init__()
+        if antialias and downsample != "stride":
+            raise ValueError(f"antialiased sampling downsamples by blurring; it cannot be combined with {downsample!r}")
         self.in_channels, self.ngf = in_channels, ngf
         bias = conv_bias(norm)
+        k = _odd_kernel(kernel_size, "resnet")
+        p = k // 2
         self.stem = nn.Sequential(
-            *padded_conv(in_channels, ngf, 7, padding, bias=bias), norm_layer(norm, ngf), nn.ReLU(True)
+            *padded_conv(in_channels, ngf, 7, padding, bias=bias), norm_layer(norm, ngf), hidden_activation(activation)
         )
         down: list[nn.Module] = []
         for i in range(2):
             c = ngf * 2**i
             if antialias:
-                down += [nn.ZeroPad2d(1), TunedConv2d(c, 2 * c, 3, bias=bias), norm_layer(norm, 2 * c), nn.ReLU(True),
-                         blur_downsample(2 * c)]  # fmt: skip
+                down += [nn.ZeroPad2d(p), TunedConv2d(c, 2 * c, k, bias=bias), norm_layer(norm, 2 * c),
+                         hidden_activation(activation), blur_downsample(2 * c)]  # fmt: skip
             else:
-                down += [nn.Conv2d(c, 2 * c, 3, stride=2, padding=1, bias=bias), norm_layer(norm, 2 * c), nn.ReLU(True)]
+                down += [downsampling_conv(c, 2 * c, k, p, bias=bias, downsample=downsample), norm_layer(norm, 2 * c),
+                         hidden_activation(activation)]  # fmt: skip
         self.down = nn.Sequential(*down)
         width = ngf * 4
-        self.blocks = nn.Sequential(
-            *[ResnetBlock(width, norm=norm, padding=padding, dropout=dropout) for _ in range(n_blocks)]
-        )
+        block = {"norm": norm, "padding": padding, "dropout": dropout, "kernel_size": k, "activation": activation}
+        self.blocks = nn.Sequential(*[ResnetBlock(width, **block) for _ in range(n_blocks)])
         up: list[nn.Module] = []
         for i in range(2):
             c = width // 2**i
             if antialias:
-                up += [blur_upsample(c), nn.ZeroPad2d(1), TunedConv2d(c, c // 2, 3, bias=bias)]
+                up += [blur_upsample(c), nn.ZeroPad2d(p), TunedConv2d(c, c // 2, k, bias=bias)]
             else:
-                up.append(nn.ConvTranspose2d(c, c // 2, 3, stride=2, padding=1, output_padding=1, bias=bias))
-            up += [norm_layer(norm, c // 2), nn.ReLU(True)]
+                up.append(nn.ConvTranspose2d(c, c // 2, k, stride=2, padding=p, output_padding=1, bias=bias))
+            up += [norm_layer(norm, c // 2), hidden_activation(activation)]
         self.up = nn.Sequential(*up)
         self.head = nn.Sequential(*padded_conv(ngf, out_channels, 7, padding), final_activation(final))
 
@@ -157,7 +185,10 @@ class UnetGenerator(nn.Module):
     layers IN → LeakyReLU(0.2) → Conv(k, stride 2; the first stride 1) with ngf·2^i filters, decoder
     layers IN → ReLU → ConvTranspose(stride 2) followed by concatenation with the mirrored encoder
     output, then a stride-1 ConvTranspose to ``out_channels``. Seed 000 ends with a sigmoid; tanh is
-    the default here because images are scaled to [-1, 1]."""
+    the default here because images are scaled to [-1, 1]. ``kernel_size`` is every conv's (seed 000:
+    3, and 5 for MNIST ↔ SVHN); ``activation="leaky"`` makes the decoders' ReLUs LeakyReLU(0.2) too
+    (seed 000's layers offer either); ``downsample="avgpool"`` makes each stride-2 encoder conv a stride-1
+    conv followed by 2×2 average pooling (SPEC §4)."""
 
     def __init__(
         self,
@@ -169,28 +200,28 @@ class UnetGenerator(nn.Module):
         kernel_size: int = 3,
         norm: str = "instance",
         final: str = "tanh",
+        activation: str = "relu",
+        downsample: str = "stride",
     ):
         super().__init__()
         if depth < 2:
             raise ValueError("unet depth must be at least 2")
         self.size_multiple = 2 ** (depth - 1)
-        k, p = kernel_size, kernel_size // 2
+        k = _odd_kernel(kernel_size, "unet")
+        p = k // 2
         widths = [ngf * 2**i for i in range(depth)]
         self.encoders = nn.ModuleList()
         prev = in_channels
         for i, w in enumerate(widths):
-            self.encoders.append(
-                nn.Sequential(
-                    norm_layer(norm, prev), nn.LeakyReLU(0.2, True), nn.Conv2d(prev, w, k, 1 if i == 0 else 2, p)
-                )
-            )
+            conv = nn.Conv2d(prev, w, k, 1, p) if i == 0 else downsampling_conv(prev, w, k, p, downsample=downsample)
+            self.encoders.append(nn.Sequential(norm_layer(norm, prev), nn.LeakyReLU(0.2, True), conv))
             prev = w
         self.decoders = nn.ModuleList()
         for w, skip in zip(reversed(widths[:-1]), reversed(widths[:-1])):
             self.decoders.append(
                 nn.Sequential(
                     norm_layer(norm, prev),
-                    nn.ReLU(True),
+                    hidden_activation(activation),
                     nn.ConvTranspose2d(prev, w, k, stride=2, padding=p, output_padding=1),
                 )
             )
@@ -215,11 +246,18 @@ class _SamePad4(nn.ZeroPad2d):
         super().__init__((1, 2, 1, 2))
 
 
+def _same_pad(kernel: int) -> nn.ZeroPad2d:
+    """TensorFlow's 'same' padding of a stride-1 ``kernel`` × ``kernel`` conv: (k − 1) // 2 before, k // 2 after."""
+    return _SamePad4() if kernel == 4 else nn.ZeroPad2d(((kernel - 1) // 2, kernel // 2) * 2)
+
+
 class UnetUpsampleGenerator(nn.Module):
     """GANs in Action ch.9 CycleGAN generator (after Keras-GAN): downs Conv(k4, s2) → LeakyReLU(0.2)
     → IN with gf, 2gf, 4gf, 8gf filters; ups nearest Upsample(2) → Conv(k4) → ReLU → (dropout) → IN →
     concat skip; a final Upsample → Conv(k4) → tanh. Upsampling + conv avoids the checkerboard
-    artifacts of transposed convs (Odena et al. 2016)."""
+    artifacts of transposed convs (Odena et al. 2016). ``kernel_size`` (default 4, the book's) is every
+    conv's; ``activation="leaky"`` makes the ups' ReLUs LeakyReLU(0.2); ``downsample="avgpool"`` makes
+    each stride-2 down conv a stride-1 conv followed by 2×2 average pooling (SPEC §4)."""
 
     size_multiple = 16
 
@@ -232,21 +270,28 @@ class UnetUpsampleGenerator(nn.Module):
         norm: str = "instance",
         dropout: float = 0.0,
         final: str = "tanh",
+        kernel_size: int = 4,
+        activation: str = "relu",
+        downsample: str = "stride",
     ):
         super().__init__()
+        k = kernel_size
+        if k < 1:
+            raise ValueError(f"the unet-upsample generator needs a kernel size ≥ 1, got {k}")
         widths = [ngf, 2 * ngf, 4 * ngf, 8 * ngf]
         self.downs = nn.ModuleList()
         prev = in_channels
         for w in widths:
-            self.downs.append(nn.Sequential(nn.Conv2d(prev, w, 4, 2, 1), nn.LeakyReLU(0.2, True), norm_layer(norm, w)))
+            conv = downsampling_conv(prev, w, k, (k - 1) // 2, downsample=downsample)
+            self.downs.append(nn.Sequential(conv, nn.LeakyReLU(0.2, True), norm_layer(norm, w)))
             prev = w
         self.ups = nn.ModuleList()
         for w in reversed(widths[:-1]):
             layers: list[nn.Module] = [
                 nn.Upsample(scale_factor=2, mode="nearest"),
-                _SamePad4(),
-                nn.Conv2d(prev, w, 4),
-                nn.ReLU(True),
+                _same_pad(k),
+                nn.Conv2d(prev, w, k),
+                hidden_activation(activation),
             ]
             if dropout > 0:
                 layers.append(Dropout(dropout))
@@ -255,8 +300,8 @@ class UnetUpsampleGenerator(nn.Module):
             prev = 2 * w
         self.head = nn.Sequential(
             nn.Upsample(scale_factor=2, mode="nearest"),
-            _SamePad4(),
-            nn.Conv2d(prev, out_channels, 4),
+            _same_pad(k),
+            nn.Conv2d(prev, out_channels, k),
             final_activation(final),
         )
 
@@ -286,19 +331,27 @@ class _SkipBlock(nn.Module):
         norm: str,
         dropout: float,
         out_ch: int | None = None,
+        kernel_size: int = 4,
+        activation: str = "relu",
+        downsample: str = "stride",
     ):
         super().__init__()
         bias = conv_bias(norm)
         self.outermost = outermost
-        down_conv = nn.Conv2d(in_ch, inner, 4, 2, 1, bias=bias)
+        k, p, op = kernel_size, (kernel_size - 1) // 2, kernel_size % 2  # every k doubles the size exactly
+        down_conv = downsampling_conv(in_ch, inner, k, p, bias=bias, downsample=downsample)
+
+        def up_conv(i: int, o: int, b: bool = True) -> nn.ConvTranspose2d:
+            return nn.ConvTranspose2d(i, o, k, 2, p, output_padding=op, bias=b)
+
         if outermost:
-            up = [nn.ReLU(True), nn.ConvTranspose2d(inner * 2, out_ch, 4, 2, 1), nn.Tanh()]
+            up = [hidden_activation(activation), up_conv(inner * 2, out_ch), nn.Tanh()]
             layers = [down_conv, sub, *up]
         elif sub is None:
-            up = [nn.ReLU(True), nn.ConvTranspose2d(inner, outer, 4, 2, 1, bias=bias), norm_layer(norm, outer)]
+            up = [hidden_activation(activation), up_conv(inner, outer, bias), norm_layer(norm, outer)]
             layers = [nn.LeakyReLU(0.2, True), down_conv, *up]
         else:
-            up = [nn.ReLU(True), nn.ConvTranspose2d(inner * 2, outer, 4, 2, 1, bias=bias), norm_layer(norm, outer)]
+            up = [hidden_activation(activation), up_conv(inner * 2, outer, bias), norm_layer(norm, outer)]
             if dropout > 0:
                 up.append(Dropout(dropout))
             layers = [nn.LeakyReLU(0.2, True), down_conv, norm_layer(norm, inner), sub, *up]
@@ -312,7 +365,10 @@ class _SkipBlock(nn.Module):
 class SkipUnetGenerator(nn.Module):
     """The official code's ``unet_128``/``unet_256`` generator (pix2pix, Isola et al. 2017): a
     recursive U-Net with ``num_downs`` stride-2 4x4 convs (7 → 128 px, 8 → 256 px). Offered so
-    official U-Net checkpoints load; its bottleneck is 1x1 at the training size."""
+    official U-Net checkpoints load; its bottleneck is 1x1 at the training size. ``kernel_size``
+    (default 4, the official one) is every conv's; ``activation="leaky"`` makes the up path's ReLUs
+    LeakyReLU(0.2); ``downsample="avgpool"`` makes each stride-2 conv a stride-1 conv followed by 2×2
+    average pooling (SPEC §4)."""
 
     def __init__(
         self,
@@ -323,19 +379,24 @@ class SkipUnetGenerator(nn.Module):
         *,
         norm: str = "instance",
         dropout: float = 0.0,
+        kernel_size: int = 4,
+        activation: str = "relu",
+        downsample: str = "stride",
     ):
         super().__init__()
         if num_downs < 5:
             raise ValueError("unet-skip needs num_downs >= 5")
+        if kernel_size < 1:
+            raise ValueError(f"the unet-skip generator needs a kernel size ≥ 1, got {kernel_size}")
         self.size_multiple = 2**num_downs
-        block = _SkipBlock(ngf * 8, ngf * 8, ngf * 8, None, outermost=False, norm=norm, dropout=0)
+        kw = {"norm": norm, "kernel_size": kernel_size, "activation": activation, "downsample": downsample}
+        block = _SkipBlock(ngf * 8, ngf * 8, ngf * 8, None, outermost=False, dropout=0, **kw)
         for _ in range(num_downs - 5):
-            block = _SkipBlock(ngf * 8, ngf * 8, ngf * 8, block, outermost=False, norm=norm, dropout=dropout)
+            block = _SkipBlock(ngf * 8, ngf * 8, ngf * 8, block, outermost=False, dropout=dropout, **kw)
         for mult in (4, 2, 1):
-            block = _SkipBlock(ngf * mult, ngf * mult * 2, ngf * mult, block, outermost=False, norm=norm, dropout=0)
-        self.model = _SkipBlock(
-            out_channels, ngf, in_channels, block, outermost=True, norm=norm, dropout=0, out_ch=out_channels
-        )
+            block = _SkipBlock(ngf * mult, ngf * mult * 2, ngf * mult, block, outermost=False, dropout=0, **kw)
+        self.model = _SkipBlock(out_channels, ngf, in_channels, block, outermost=True, dropout=0, out_ch=out_channels,
+                                **kw)  # fmt: skip
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -352,28 +413,33 @@ def build_generator(
     ngf: int | None = None,
     n_blocks: int = 9,
     depth: int | None = None,
-    kernel_size: int = 3,
+    kernel_size: int | None = None,
     norm: str = "instance",
     padding: str = "reflect",
     dropout: float = 0.0,
     final: str = "tanh",
     antialias: bool = False,
+    activation: str = "relu",
+    downsample: str = "stride",
 ) -> nn.Module:
-    """Generator by name; ``ngf=None``/``depth=None`` pick each architecture's published values;
-    ``antialias`` applies to the resnet generator only."""
+    """Generator by name; ``ngf=None``/``depth=None``/``kernel_size=None`` pick each architecture's
+    published values (kernel 3 for resnet and unet, 4 for unet-upsample and unet-skip); ``antialias``
+    applies to the resnet generator only."""
     if antialias and name != "resnet":
         raise ValueError(f"antialiased sampling is an option of the resnet generator, not of {name!r}")
+    opts = {"activation": activation, "downsample": downsample}
+    if kernel_size is not None:
+        opts["kernel_size"] = kernel_size
     if name == "resnet":
         return ResnetGenerator(in_channels, out_channels, ngf or 64, n_blocks, norm=norm, padding=padding,
-                               dropout=dropout, final=final, antialias=antialias)  # fmt: skip
+                               dropout=dropout, final=final, antialias=antialias, **opts)  # fmt: skip
     if name == "unet":
-        return UnetGenerator(
-            in_channels, out_channels, ngf or 32, depth or 4, kernel_size=kernel_size, norm=norm, final=final
-        )
+        return UnetGenerator(in_channels, out_channels, ngf or 32, depth or 4, norm=norm, final=final, **opts)
     if name == "unet-upsample":
-        return UnetUpsampleGenerator(in_channels, out_channels, ngf or 32, norm=norm, dropout=dropout, final=final)
+        return UnetUpsampleGenerator(in_channels, out_channels, ngf or 32, norm=norm, dropout=dropout, final=final,
+                                     **opts)  # fmt: skip
     if name == "unet-skip":
-        return SkipUnetGenerator(in_channels, out_channels, ngf or 64, depth or 8, norm=norm, dropout=dropout)
+        return SkipUnetGenerator(in_channels, out_channels, ngf or 64, depth or 8, norm=norm, dropout=dropout, **opts)
     raise ValueError(f"unknown generator {name!r}; choose one of {GENERATORS}")
 
 

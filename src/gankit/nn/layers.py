@@ -87,6 +87,56 @@ def padded_conv(
     raise ValueError(f"unknown padding {padding!r}; choose one of {PADDINGS}")
 
 
+ACTIVATIONS = ("relu", "leaky")
+DOWNSAMPLES = ("stride", "avgpool")
+
+
+def hidden_activation(kind: str = "relu") -> nn.Module:
+    """What a network puts where its architecture has a ReLU: the ReLU itself, or with ``leaky`` a
+    LeakyReLU of slope 0.2 (the slope of the networks' other LeakyReLUs and of seed 000). GANs in
+    Action §5.4.5 (seed 001; SPEC §4 "LeakyReLU everywhere"): ReLU's zero gradient for negative inputs
+    is a sparse gradient that makes GAN training harder; LeakyReLU passes information from the
+    negative side too."""
+    if kind == "relu":
+        return nn.ReLU(True)
+    if kind == "leaky":
+        return nn.LeakyReLU(0.2, True)
+    raise ValueError(f"unknown activation {kind!r}; choose one of {ACTIVATIONS}")
+
+
+class PooledConv2d(nn.Conv2d):
+    """A stride-1 conv followed by 2×2 average pooling, in place of a stride-2 conv with the same
+    kernel and padding: GANs in Action §5.4.5 (seed 001; SPEC §4 "average pooling") advises average
+    pooling over strided or max-pooled downsampling, which keeps an average of every position rather
+    than a subsample. The parameters, their names and shapes are the strided conv's (so inits, weight
+    counts and state-dict keys compare), and the output has the strided conv's size for every input
+    size: the pooling is ceil-mode, a last partial window averaging the pixels it covers. It costs
+    four times the strided conv's multiply-adds (the conv runs at full resolution). The conv's own
+    attributes (``stride`` 1, ``padding``) describe the conv before the pooling, which is how the
+    exact tiled executor reads it."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, padding: int = 0, *, bias: bool = True,
+                 padding_mode: str = "zeros"):  # fmt: skip
+        super().__init__(in_channels, out_channels, kernel_size, 1, padding, bias=bias, padding_mode=padding_mode)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(self._conv_forward(x, self.weight, self.bias), 2, ceil_mode=True)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + ", then 2x2 average pooling"
+
+
+def downsampling_conv(in_ch: int, out_ch: int, kernel: int, padding: int, *, bias: bool = True,
+                      padding_mode: str = "zeros", downsample: str = "stride") -> nn.Conv2d:  # fmt: skip
+    """A conv that halves the resolution: stride 2 (``stride``), or stride 1 then 2×2 average
+    pooling (``avgpool``, :class:`PooledConv2d`), with the same parameters and output size."""
+    if downsample == "stride":
+        return nn.Conv2d(in_ch, out_ch, kernel, 2, padding, bias=bias, padding_mode=padding_mode)
+    if downsample == "avgpool":
+        return PooledConv2d(in_ch, out_ch, kernel, padding, bias=bias, padding_mode=padding_mode)
+    raise ValueError(f"unknown downsampling {downsample!r}; choose one of {DOWNSAMPLES}")
+
+
 def _binomial_filter(taps: int) -> torch.Tensor:
     """The normalised 2-D binomial filter of ``taps`` per side (3: [1, 2, 1]⊗[1, 2, 1] / 16)."""
     row = torch.tensor([math.comb(taps - 1, i) for i in range(taps)], dtype=torch.float32)

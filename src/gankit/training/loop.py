@@ -145,6 +145,7 @@ def _start(kind: str, config: RunConfig, run_dir: Path, checkpoint: tuple[Path, 
         check_memory(model, log)
         source = model.training_data()
         step = _restore(model, source, checkpoint[1], str(checkpoint[0]), log) if checkpoint else 0
+        model.prepare(log)
         if shard.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
             write_run_config(run_dir, kind, model.config)

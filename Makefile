@@ -1,0 +1,28 @@
+# Set-up and the two main jobs on a fresh machine: `make demo`, `make test`.
+# Both create the virtual environment (.venv) when it is missing and install gankit into it: the CPU
+# build of torch first (`pip install torch==2.13.0`; a plain `torch` would fetch a CUDA build of several GB),
+# then gankit with its dev extras. Later runs reuse it; it is installed again when pyproject.toml changes.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.gankit-installed
+
+.PHONY: install demo test
+
+install: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+# train the demo (photos ↔ cartoons, about 4 minutes on 2 CPU cores) into runs/demo-demo
+demo: $(INSTALLED)
+	$(BIN)/gankit demo
+
+# the test suite (real data from ../shared/data, or set GANKIT_DATA)
+test: $(INSTALLED)
+	$(BIN)/python -m pytest -q

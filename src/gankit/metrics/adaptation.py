@@ -1,0 +1,98 @@
+"""Domain adaptation measured as CyCADA measures it (Hoffman et al., ICML 2018, Table 1): translate the
+labelled source training split into the target domain, train a digit classifier on the translations
+with the source labels, and test it on the target's real test split. Beside it:
+
+- ``source_only_accuracy_D``: the same classifier trained on the untranslated source split (the floor:
+  a translator that helps must beat it);
+- ``oracle_accuracy_T``: trained on the target's own labelled training split (the ceiling).
+
+The three classifiers share one architecture and recipe (:data:`ADAPTATION_CLASSIFIER`, the judge's
+family, trained on whole splits); only the training images differ. A translator that returned target
+images of the right label would score the oracle."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from gankit.data.sources import ImageSource
+from gankit.inference.translate import translate_tensor
+from gankit.metrics.classifier import (
+    ClassifierConfig,
+    accuracy,
+    fit,
+    load_uint8,
+    tensor_to_uint8,
+    train_label_classifier,
+)
+from gankit.metrics.translation import LabelBlock, MetricBlock, choose, metric_block, stream
+
+ADAPTATION_CLASSIFIER = ClassifierConfig(image_size=32, flip=False, max_train_per_class=10**9, seed=1)
+"""Whole training splits (the cap exceeds every split), seed 1: another seed than the judge's."""
+TRANSLATE_BATCH = 256
+
+DESCRIPTIONS = {
+    "adaptation_accuracy": "a digit classifier trained on the translations of the whole source train split "
+    "with the source labels, tested on the target's real test split (↑; CyCADA)",
+    "source_only_accuracy": "the same classifier trained on the untranslated source train split, tested on "
+    "the target's test split: the floor a useful translator beats",
+    "oracle_accuracy": "the same classifier trained on the target's own labelled train split: the ceiling",
+}
+
+
+def translated_split(model, direction: str, source: ImageSource, size: int, indices: np.ndarray, out_size: int,
+                     device) -> torch.Tensor:  # fmt: skip
+    """uint8 (N, 3, out_size, out_size) translations of ``source[indices]`` at the model's ``size``."""
+    gen = model.generator(direction)
+    out = [tensor_to_uint8(translate_tensor(gen, x.to(device)).float().cpu(), out_size)
+           for x in stream(source, indices, size, TRANSLATE_BATCH)]  # fmt: skip
+    return torch.cat(out)
+
+
+def adaptation_accuracy(
+    train_images: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_images: torch.Tensor,
+    test_labels: torch.Tensor,
+    config: ClassifierConfig = ADAPTATION_CLASSIFIER,
+) -> float:
+    """Accuracy on (test images, labels) of the recipe's classifier trained on (train images, labels)."""
+    return accuracy(fit(train_images, train_labels, 10, config), test_images, test_labels)
+
+
+@metric_block
+class AdaptationBlock(MetricBlock):
+    """``adaptation_accuracy_D``, ``source_only_accuracy_D`` and ``oracle_accuracy_T`` for every direction
+    of a digit translator whose four splits are labelled."""
+
+    applies = LabelBlock.applies
+
+    def finish(self):
+        ctx, m = self.ctx, self.ctx.metrics
+        cfg = ADAPTATION_CLASSIFIER
+        s = cfg.image_size
+        for d in ctx.directions:
+            source_train = ctx.train.source_a if d.name == "a2b" else ctx.train.source_b
+            source_test = ctx.test.source_a if d.name == "a2b" else ctx.test.source_b
+            letters = d.name[0], d.target_letter
+            target_x = load_uint8(d.target_test, s)
+            target_y = torch.from_numpy(np.asarray(d.target_test.labels, dtype=np.int64))
+            source_only = train_label_classifier(source_train, source_test, f"{ctx.test.name}-{letters[0]}-whole", 10,
+                                                 cfg, ctx.cache_dir)  # fmt: skip
+            oracle = train_label_classifier(d.target_train, d.target_test, f"{ctx.test.name}-{letters[1]}-whole", 10,
+                                            cfg, ctx.cache_dir)  # fmt: skip
+            m[f"source_only_accuracy_{d.name}"] = accuracy(source_only.model, target_x, target_y)
+            m[f"oracle_accuracy_{letters[1]}"] = oracle.test_accuracy
+            indices = choose(len(source_train), ctx.adaptation_images)
+            ctx.log(f"adaptation: translating {len(indices)} {d.name} source train images and training a classifier "
+                    "on them")  # fmt: skip
+            fake = translated_split(ctx.model, d.name, source_train, ctx.size, indices, s, ctx.device)
+            labels = torch.from_numpy(np.asarray(source_train.labels, dtype=np.int64)[indices])
+            m[f"adaptation_accuracy_{d.name}"] = adaptation_accuracy(fake, labels, target_x, target_y, cfg)
+            if len(indices) < len(source_train):
+                ctx.notes.append(f"adaptation_accuracy_{d.name}: trained on {len(indices)} of the "
+                                 f"{len(source_train)} source train images (--adaptation-images)")  # fmt: skip
+        for name, text in DESCRIPTIONS.items():
+            for d in ctx.directions:
+                key = f"oracle_accuracy_{d.target_letter}" if name == "oracle_accuracy" else f"{name}_{d.name}"
+                ctx.report.descriptions[key] = text

@@ -1,0 +1,83 @@
+"""Adaptation accuracy as CyCADA measures it: train on translated source digits, test on the target."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from gankit.data.recipes import DomainPair, mnist_source
+from gankit.data.sources import ArraySource
+from gankit.metrics import adaptation
+from gankit.metrics.classifier import ClassifierConfig
+from gankit.metrics.report import Report
+from gankit.metrics.translation import EvalContext, directions_of
+
+
+class FixedTranslator:
+    """A translator whose both directions are one fixed module (identity: the perfect translator when
+    the two domains are the same digits)."""
+
+    directions = ("a2b", "b2a")
+    image_size = 32
+
+    def __init__(self, module: nn.Module):
+        self.module = module
+
+    def generator(self, direction="a2b"):
+        return self.module
+
+    def channels(self, direction="a2b"):
+        return (1, 1)
+
+    def eval(self):
+        return self
+
+
+class Blank(nn.Module):
+    def forward(self, x):
+        return torch.zeros_like(x)
+
+
+def _digits(shared_data, split, n):
+    src = mnist_source(shared_data, split)
+    idx = np.linspace(0, len(src) - 1, n).round().astype(int)
+    arr = np.pad(src.array[idx], ((0, 0), (2, 2), (2, 2)))  # 32 px: no resize anywhere
+    return ArraySource(arr, 1, labels=src.labels[idx], description=f"MNIST {split} subset")
+
+
+@pytest.fixture
+def same_domain_context(shared_data, tmp_path, monkeypatch):
+    monkeypatch.setattr(adaptation, "ADAPTATION_CLASSIFIER", ClassifierConfig(
+        image_size=32, width=8, steps=100, batch_size=32, flip=False, max_train_per_class=10**9, seed=1))  # fmt: skip
+    train, test = _digits(shared_data, "train", 600), _digits(shared_data, "test", 300)
+    train_pair = DomainPair(train, train, 1, 1, "mnist-mnist")
+    test_pair = DomainPair(test, test, 1, 1, "mnist-mnist")
+
+    def context(translator):
+        ctx = EvalContext(translator, test_pair, train_pair, 32, torch.device("cpu"), tmp_path / "cache",
+                          ClassifierConfig(), None, lambda msg: None, Report())  # fmt: skip
+        ctx.directions = directions_of(translator, test_pair, train_pair, None)
+        return ctx
+
+    return context
+
+
+def test_a_perfect_translator_scores_the_oracle_and_a_blank_one_scores_chance(same_domain_context):
+    ctx = same_domain_context(FixedTranslator(nn.Identity()))
+    assert adaptation.AdaptationBlock.applies(ctx)
+    adaptation.AdaptationBlock(ctx).finish()
+    m = ctx.metrics
+    assert m["adaptation_accuracy_a2b"] == m["oracle_accuracy_b"] > 0.3  # chance: 0.1
+    assert m["adaptation_accuracy_b2a"] == m["oracle_accuracy_a"]
+    assert m["source_only_accuracy_a2b"] == m["oracle_accuracy_b"]  # the same digits on both sides
+
+    blank = same_domain_context(FixedTranslator(Blank()))
+    adaptation.AdaptationBlock(blank).finish()
+    assert blank.metrics["adaptation_accuracy_a2b"] < 0.25 < blank.metrics["source_only_accuracy_a2b"]
+
+
+def test_a_capped_adaptation_split_is_noted(same_domain_context):
+    ctx = same_domain_context(FixedTranslator(nn.Identity()))
+    ctx.adaptation_images = 100
+    adaptation.AdaptationBlock(ctx).finish()
+    assert any("trained on 100 of the 600" in n for n in ctx.notes)

@@ -1,0 +1,125 @@
+"""CyCADA's semantic-consistency loss on CycleGAN (``--semantic-loss``)."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from gankit.errors import ConfigError
+from gankit.models.semantic import (
+    SemanticConsistency,
+    load_semantic_state,
+    match_channels,
+    semantic_state,
+    train_task_classifier,
+)
+from gankit.nn.classifiers import LeNet
+
+
+class FixedLogits(nn.Module):
+    """A 'classifier' of 1-channel images whose logits are the image's first three pixels (a hand case)."""
+
+    in_channels = 1
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def forward(self, x):
+        return self.scale * x.flatten(1)[:, :3]
+
+
+def test_semantic_loss_equals_a_hand_computed_cross_entropy():
+    f = FixedLogits()
+    sem = SemanticConsistency("a", {"a": f})
+    source = torch.tensor([[0.0, 2.0, 1.0, 9.0], [3.0, 0.0, 0.0, 9.0]]).view(2, 1, 2, 2)  # labels 1 and 0
+    translated = torch.tensor([[1.0, 0.0, 0.0, 5.0], [0.0, 0.0, 2.0, 5.0]]).view(2, 1, 2, 2)
+
+    def ce(logits, label):
+        return -logits[label] + math.log(sum(math.exp(v) for v in logits))
+
+    expected = (ce([1.0, 0.0, 0.0], 1) + ce([0.0, 0.0, 2.0], 0)) / 2
+    assert sem.loss("a2b", translated, source).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_the_frozen_classifier_gets_no_gradient_but_the_translation_does():
+    f = LeNet(1)
+    sem = SemanticConsistency("both", {"a": f, "b": LeNet(1)})
+    sem.train()
+    assert not sem.training and not f.training  # dropout stays off
+    translated = torch.randn(4, 1, 32, 32, requires_grad=True)
+    sem.loss("a2b", translated, torch.randn(4, 1, 32, 32)).backward()
+    assert translated.grad is not None and translated.grad.abs().sum() > 0
+    assert all(not p.requires_grad and p.grad is None for p in sem.parameters())
+
+
+def test_each_direction_reads_its_own_source_classifier_under_both():
+    a, b = LeNet(1), LeNet(1)
+    both, only_a = SemanticConsistency("both", {"a": a, "b": b}), SemanticConsistency("a", {"a": a})
+    assert both.classifier_for("a2b") is a and both.classifier_for("b2a") is b
+    assert only_a.classifier_for("a2b") is a and only_a.classifier_for("b2a") is a
+
+
+def test_match_channels_turns_colour_into_luma_and_gray_into_colour():
+    rgb = torch.tensor([1.0, -1.0, 0.5]).view(1, 3, 1, 1)
+    assert match_channels(rgb, 1).item() == pytest.approx(0.299 - 0.587 + 0.5 * 0.114)
+    gray = torch.full((1, 1, 2, 2), 0.25)
+    assert torch.equal(match_channels(gray, 3), gray.expand(1, 3, 2, 2))
+    assert match_channels(rgb, 3) is rgb
+
+
+def test_the_task_classifier_learns_real_digits_from_source_labels_only(shared_data):
+    from gankit.data.recipes import load_recipe
+
+    train, test = load_recipe("mnist-usps", shared_data, "train"), load_recipe("mnist-usps", shared_data, "test")
+    model, held_out = train_task_classifier(train.source_b, test.source_b, 1, 32, seed=5, steps=150)
+    assert held_out > 0.7  # USPS digits after 150 steps; chance is 0.1
+    assert all(not p.requires_grad for p in model.parameters())
+    state = semantic_state(SemanticConsistency("b", {"b": model}))
+    again = load_semantic_state("b", state, {"a": 1, "b": 1}, torch.device("cpu"))
+    x = torch.randn(3, 1, 32, 32)
+    assert torch.equal(again.classifier_for("a2b")(x), model(x))
+
+
+def _semantic_model(shared_data, **fields):
+    from gankit.models.cyclegan import CycleGANModel, cyclegan_config
+
+    config = cyclegan_config(dataset="mnist-usps", data_root=str(shared_data), blocks=1, ngf=8, ndf=8, workers=0,
+                             semantic_loss=True, semantic_steps=5, **fields)  # fmt: skip
+    return CycleGANModel(config, torch.device("cpu"))
+
+
+def test_the_classifier_is_state_of_the_run_not_a_trainable_network(shared_data):
+    model = _semantic_model(shared_data, semantic_source="b")  # USPS only: 7,291 digits load fast
+    source = model.training_data()
+    model.prepare(log=lambda msg: None)
+    assert set(model.networks()) == {"g_ab", "g_ba", "d_a", "d_b"}
+    optimized = {id(p) for opt in model.optimizers().values() for g in opt.param_groups for p in g["params"]}
+    assert not optimized & {id(p) for p in model.semantic.parameters()}
+    state = model.extra_state()["semantic"]
+    assert set(k.split(".")[1] for k in state) == {"b"}
+    batch = source.next()
+    terms = model.train_step([batch], 1)
+    assert {"sem_a2b", "sem_b2a"} <= set(terms) and all(torch.isfinite(terms[k]) for k in ("sem_a2b", "sem_b2a"))
+    restored = _semantic_model(shared_data, semantic_source="b")
+    restored.load_extra_state(model.extra_state())
+    restored.prepare(log=lambda msg: pytest.fail(f"trained again after a restore: {msg}"))
+    assert all(torch.equal(v, restored.semantic.state_dict()[k]) for k, v in model.semantic.state_dict().items())
+
+
+def test_semantic_loss_on_unlabelled_data_is_refused_naming_the_flag(tmp_path):
+    from PIL import Image
+
+    from gankit.models.cyclegan import CycleGANModel, cyclegan_config
+
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        for i in range(2):
+            Image.new("RGB", (32, 32), (40 * i, 90, 200)).save(tmp_path / d / f"{i}.png")
+    config = cyclegan_config(domain_a=[str(tmp_path / "a")], domain_b=[str(tmp_path / "b")], blocks=1, ngf=8,
+                             ndf=8, workers=0, size=32, semantic_loss=True)  # fmt: skip
+    model = CycleGANModel(config, torch.device("cpu"))
+    model.training_data()
+    with pytest.raises(ConfigError, match="--semantic-loss: .*no labels"):
+        model.prepare(log=lambda msg: None)
