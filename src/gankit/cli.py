@@ -10,7 +10,7 @@ from pathlib import Path
 from gankit.config import add_config_arguments, config_from_args, read_yaml_options
 from gankit.errors import ConfigError, GankitError, Interrupted
 
-DEMO_PRESET = dict(generator="unet", ngf=32, ndf=32, steps=2000, sample_every=200, checkpoint_every=1000,
+DEMO_PRESET = dict(generator="unet", ngf=32, ndf=32, steps=1000, sample_every=100, checkpoint_every=500,
                    log_every=10, keep_checkpoints=1)  # fmt: skip
 """Small enough to finish in under 5 minutes on 2 CPU cores, large enough to visibly learn: seed 000's U-Net
 carries the input's structure through its skips from the first steps, so the budget goes to the style

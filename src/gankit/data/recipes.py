@@ -140,10 +140,11 @@ def _horse2zebra(root, split, on_bad) -> DomainPair:
 # --- demo: photos that ship with scikit-image and matplotlib, photo ↔ cartoon -----------------------
 # Train: each photo is cut in two halves along its longer side; domain A is the first half as a photo,
 # domain B the second half in the cartoon style (drawn on the whole photo, then cut), so A and B never
-# show the same pixels (the two motorcycle views are a stereo pair: both give A their left half). Each
-# half is cut into 64 px crops on a 16 px stride, so training and the evaluation's domain classifier
-# see images at the scale of the held-out crops. Held out: three other colour photos, cut into non-overlapping
-# 64 px crops at the same scale; test A are the photo crops, test B the same crops in the cartoon style.
+# show the same pixels (the two motorcycle views are a stereo pair: both give A their left half, so
+# they share at most a strip as wide as the disparity at the cut). Each half is cut into 64 px crops
+# on a 16 px stride, so training and the evaluation's domain classifier see images at the scale of the
+# held-out crops. Held out: three other colour photos, cut into non-overlapping 64 px crops at the same
+# scale; test A are the photo crops, test B the same crops in the cartoon style.
 DEMO_TRAIN = ("astronaut.png", "motorcycle_left.png", "motorcycle_right.png", "rocket.jpg", "ihc.png",
               "hubble_deep_field.jpg", "retina.jpg")  # fmt: skip
 """The colour photos of scikit-image (its black-and-white ones taught the generators to drain the colour)."""
@@ -176,7 +177,8 @@ def demo_photo(file: str) -> tuple[Image.Image, Image.Image, np.ndarray]:
     img = load_image(demo_photo_path(file), 3)
     s = DEMO_SHORT_SIDE / min(img.size)
     img = img.resize((round(img.width * s), round(img.height * s)), Image.Resampling.LANCZOS)
-    return img, to_cartoon(img), cartoon_lines(img)
+    lines = cartoon_lines(img)
+    return img, to_cartoon(img, lines), lines
 
 
 def demo_halves(size: tuple[int, int]) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
