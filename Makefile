@@ -23,6 +23,7 @@ $(INSTALLED): pyproject.toml
 demo: $(INSTALLED)
 	$(BIN)/gankit demo
 
-# the test suite (real data from ../shared/data, or set GANKIT_DATA)
+# the test suite (real data from ../shared/data, or set GANKIT_DATA), two worker processes of one thread
+# each, a test file per worker at a time (module fixtures are built once)
 test: $(INSTALLED)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile

@@ -10,6 +10,8 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 FULL = os.environ.get("GANKIT_TESTS") == "full"
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)  # `make test` runs two workers side by side: one core each
 """``GANKIT_TESTS=full`` runs the ``slow`` end-to-end checks at their documented budgets; by default
 (and in CI) they run in a reduced form with a correspondingly lower bar."""
 

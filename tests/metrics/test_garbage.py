@@ -110,3 +110,15 @@ def test_colour_scramble_keeps_structure_and_constant_is_flat():
     assert torch.equal(colour_scramble(gray, _gen()), -gray)
     flat = constant_mean_colour(ref, _gen())
     assert torch.allclose(flat, ref.mean((-2, -1), keepdim=True).expand_as(ref))
+
+
+@pytest.mark.parametrize("n", [1, 2, len(TRAIN_KINDS) - 1, len(TRAIN_KINDS) + 2])
+def test_garbage_like_takes_turns_even_with_fewer_images_than_kinds(n):
+    """A tiny training set (fewer images than garbage kinds) still gets garbage, one kind per image in turn."""
+    from gankit.metrics.classifier import garbage_like
+
+    images = ((_ref((n, 3, 32, 32)) + 1) * 127.5).round().to(torch.uint8)
+    junk = garbage_like(images, TRAIN_KINDS, seed=0)
+    assert junk.shape == images.shape and junk.dtype == torch.uint8
+    assert not torch.equal(junk, images)
+    assert torch.equal(junk, garbage_like(images, TRAIN_KINDS, seed=0))

@@ -53,6 +53,9 @@ class DomainPair:
     description: str = ""
     test_a_truth: ImageSource | None = None
     default_preprocess: str = "resize_and_crop"
+    classifier_size: int = 32
+    """The image size at which the evaluation's domain classifier reads this data set: large enough to see
+    what tells its domains apart (the demo's cartoon outlines are 2 px wide at 64 px and vanish at 32)."""
 
 
 @dataclass(frozen=True)
@@ -138,18 +141,19 @@ def _horse2zebra(root, split, on_bad) -> DomainPair:
 
 
 # --- demo: photos that ship with scikit-image and matplotlib, photo ↔ cartoon -----------------------
-# Train: each photo is cut in two halves along its longer side; domain A is the first half as a photo,
-# domain B the second half in the cartoon style (drawn on the whole photo, then cut), so A and B never
-# show the same pixels (the two motorcycle views are a stereo pair: both give A their left half, so
-# they share at most a strip as wide as the disparity at the cut). Each half is cut into 64 px crops
-# on a 16 px stride, so training and the evaluation's domain classifier see images at the scale of the
-# held-out crops. Held out: three other colour photos, cut into non-overlapping 64 px crops at the same
-# scale; test A are the photo crops, test B the same crops in the cartoon style.
-DEMO_TRAIN = ("astronaut.png", "motorcycle_left.png", "motorcycle_right.png", "rocket.jpg", "ihc.png",
-              "hubble_deep_field.jpg", "retina.jpg")  # fmt: skip
-"""The colour photos of scikit-image (its black-and-white ones taught the generators to drain the colour)."""
-DEMO_TEST = ("chelsea.png", "coffee.png", "grace_hopper.jpg")
-DEMO_SHORT_SIDE = 192
+# Every colour photo bundled with scikit-image and matplotlib is scaled to a 256 px short side and cut
+# across its longer side into three bands: domain A trains on the first band as a photo, domain B on the
+# last band in the cartoon style (drawn on the whole photo, then cut), and the middle band, one crop
+# wide, is held out: its 64 px crops, photo and cartoon of each, are the test set. A and B never show
+# the same pixels and the held-out band separates them; training crops are 64 px on a 16 px stride, the
+# held-out crops do not overlap, and all share one scale, so training, grids and the evaluation's domain
+# classifier see the same kind of image. Held-out crops come from the photos' own unseen regions: ten
+# photos cannot teach what an unseen photo looks like in general (docs/results.md, "Demo").
+DEMO_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png",
+               "hubble_deep_field.jpg", "ihc.png", "retina.jpg", "grace_hopper.jpg")  # fmt: skip
+"""The colour photos bundled with scikit-image and matplotlib (``motorcycle_right.png``, a stereo view of
+``motorcycle_left.png``, is left out: its bands would show what the other's held-out band shows)."""
+DEMO_SHORT_SIDE = 256
 """Every demo photo is scaled to this shorter side once; training and held-out crops share the scale."""
 DEMO_CROP = 64
 """The size of every demo image, training and held-out."""
@@ -181,15 +185,22 @@ def demo_photo(file: str) -> tuple[Image.Image, Image.Image, np.ndarray]:
     return img, to_cartoon(img, lines), lines
 
 
-def demo_halves(size: tuple[int, int]) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
-    """The two halves (left, top, right, bottom) of an image of ``size``, cut across its longer side."""
+Box = tuple[int, int, int, int]
+
+
+def demo_bands(size: tuple[int, int], held_out: int = DEMO_CROP) -> tuple[Box, Box, Box]:
+    """(A band, held-out band, B band) as (left, top, right, bottom) boxes of an image of ``size``, cut
+    across its longer side; the held-out band in the middle is ``held_out`` px wide."""
     w, h = size
+    long = max(w, h)
+    cut1 = (long - held_out) // 2
+    cut2 = cut1 + held_out
     if w >= h:
-        return (0, 0, w // 2, h), (w // 2, 0, w, h)
-    return (0, 0, w, h // 2), (0, h // 2, w, h)
+        return (0, 0, cut1, h), (cut1, 0, cut2, h), (cut2, 0, w, h)
+    return (0, 0, w, cut1), (0, cut1, w, cut2), (0, cut2, w, h)
 
 
-def demo_crops(box: tuple[int, int, int, int], stride: int, crop: int = DEMO_CROP) -> list[tuple[int, int, int, int]]:
+def demo_crops(box: Box, stride: int, crop: int = DEMO_CROP) -> list[Box]:
     """``crop`` px boxes on a ``stride`` px grid inside ``box``, the grid centred in it."""
     left, top, right, bottom = box
     cols, rows = (right - left - crop) // stride + 1, (bottom - top - crop) // stride + 1
@@ -199,39 +210,38 @@ def demo_crops(box: tuple[int, int, int, int], stride: int, crop: int = DEMO_CRO
             for r in range(rows) for c in range(cols)]  # fmt: skip
 
 
-def _drawn(lines: np.ndarray, box: tuple[int, int, int, int]) -> bool:
+def _drawn(lines: np.ndarray, box: Box) -> bool:
     return bool(lines[box[1] : box[3], box[0] : box[2]].mean() >= DEMO_MIN_LINES)
 
 
 def _demo(root, split, on_bad) -> DomainPair:
-    """Photo ↔ cartoon on 10 real photos: a CPU demo in minutes (see the comment above). Crops where the
-    cartoon draws less than ``DEMO_MIN_LINES`` of lines (flat sky, blank paper) are left out: there a photo
-    and its cartoon look alike, and nothing is learnt or measured."""
+    """Photo ↔ cartoon on the bands of 9 real photos: a CPU demo in minutes (see the comment above).
+    Crops where the cartoon draws less than ``DEMO_MIN_LINES`` of lines (flat sky, blank paper) are left
+    out: there a photo and its cartoon look alike, and nothing is learnt or measured."""
     a, b, names_a, names_b = [], [], [], []
-    for f in DEMO_TRAIN if split == "train" else DEMO_TEST:
+    for f in DEMO_PHOTOS:
         photo, cartoon, lines = demo_photo(f)
         stem = Path(f).stem
-        drawn = functools.partial(_drawn, lines)
+        band_a, band_test, band_b = demo_bands(photo.size)
         if split == "train":
-            half_a, half_b = demo_halves(photo.size)
-            for which, box, image, out, names in ((1, half_a, photo, a, names_a), (2, half_b, cartoon, b, names_b)):
+            for box, image, out, names, which in ((band_a, photo, a, names_a, "a"), (band_b, cartoon, b, names_b, "b")):
                 for k, crop in enumerate(demo_crops(box, DEMO_TRAIN_STRIDE)):
-                    if drawn(crop):
+                    if _drawn(lines, crop):
                         out.append(image.crop(crop))
-                        names.append(f"{stem}-half{which}-{k:03d}")
+                        names.append(f"{stem}-band{which}-{k:03d}")
         else:
-            for k, crop in enumerate(demo_crops((0, 0, *photo.size), DEMO_CROP)):
-                if drawn(crop):
+            for k, crop in enumerate(demo_crops(band_test, DEMO_CROP)):
+                if _drawn(lines, crop):
                     a.append(photo.crop(crop))
                     b.append(cartoon.crop(crop))
                     names_a.append(f"{stem}-{k:02d}")
                     names_b.append(f"{stem}-{k:02d}")
-    where = (f"crops of halves of {len(DEMO_TRAIN)} photos" if split == "train"
-             else f"held-out crops of {', '.join(DEMO_TEST)}")  # fmt: skip
-    source_a = ListSource(a, 3, names_a, description=f"{len(a)} demo photo {where}")
-    source_b = ListSource(b, 3, names_b, description=f"{len(b)} demo cartoon {where}")
+    where = f"{'training' if split == 'train' else 'held-out middle'} bands of {len(DEMO_PHOTOS)} photos"
+    source_a = ListSource(a, 3, names_a, description=f"{len(a)} demo photo crops of the {where}")
+    source_b = ListSource(b, 3, names_b, description=f"{len(b)} demo cartoon crops of the {where}")
     return DomainPair(source_a, source_b, 3, 3, "demo", DEMO_CROP, DEMO_CROP,
-                      "photos ↔ cartoons (photos bundled with scikit-image and matplotlib)", None, "crop")  # fmt: skip
+                      "photos ↔ cartoons (photos bundled with scikit-image and matplotlib)", None, "crop",
+                      classifier_size=DEMO_CROP)  # fmt: skip
 
 
 # --- CIFAR-10 colorization --------------------------------------------------------------------------

@@ -285,7 +285,7 @@ def garbage_like(images: torch.Tensor, kinds: tuple[str, ...], seed: int) -> tor
     gen = torch.Generator().manual_seed(seed)
     out = torch.empty_like(images)
     for k, kind in enumerate(kinds):
-        idx = torch.arange(k, len(images), len(kinds))
+        idx = torch.arange(len(images))[k :: len(kinds)]
         if len(idx):
             junk = make_garbage(kind, uint8_to_unit(images[idx]), gen)
             out[idx] = ((junk.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -48,8 +49,9 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument(
         "--classifier-size",
         type=int,
-        default=ClassifierConfig.image_size,
-        help="image size of the domain classifier (default %(default)s)",
+        default=None,
+        help=f"image size of the domain classifier (default: the data set's, {ClassifierConfig.image_size} for most, "
+        "64 for demo)",
     )
     p.add_argument(
         "--classifier-steps",
@@ -85,8 +87,8 @@ def run_eval(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
-    cfg = ClassifierConfig(image_size=args.classifier_size, steps=args.classifier_steps)
-    if cfg.image_size < 16 or cfg.steps < 1:
+    cfg = ClassifierConfig(steps=args.classifier_steps)
+    if (args.classifier_size is not None and args.classifier_size < 16) or cfg.steps < 1:
         raise ConfigError("--classifier-size must be ≥ 16 and --classifier-steps ≥ 1")
     if args.max_images is not None and args.max_images < 2:
         raise ConfigError(f"--max-images {args.max_images}: expected a number ≥ 2")
@@ -105,6 +107,7 @@ def run_eval(args: argparse.Namespace) -> int:
         if args.dataset:
             train = load_recipe(args.dataset, args.data_root, "train")
             test = load_recipe(args.dataset, args.data_root, "test")
+            cfg = dataclasses.replace(cfg, image_size=args.classifier_size or test.classifier_size)
             classifier = train_domain_classifier(
                 train.source_a, train.source_b, test.source_a, test.source_b, test.name, cfg, cache_dir
             )
@@ -124,7 +127,8 @@ def run_eval(args: argparse.Namespace) -> int:
             data_root=args.data_root, dataset=args.dataset, test_a=args.test_a, test_b=args.test_b,
             train_a=args.train_a, train_b=args.train_b, size=args.size, max_images=args.max_images,
             adaptation_images=args.adaptation_images,
-            inception_weights=args.inception_weights, classifier_config=cfg, log=_log,
+            inception_weights=args.inception_weights, classifier_config=cfg,
+            classifier_size=args.classifier_size, log=_log,
         )  # fmt: skip
         Path(args.out).mkdir(parents=True, exist_ok=True)
         metrics = evaluator_for(model)(model, request)

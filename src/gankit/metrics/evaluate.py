@@ -76,6 +76,7 @@ def evaluate_translator(model, request: EvalRequest) -> dict[str, Any]:
         test, train = domain_pair(data, "test"), domain_pair(data, "train")
     return evaluate_model(model, test, request.out, train, request.size, request.max_images, request.device,
                           request.cache_dir, request.inception_weights, request.classifier_config, log=request.log,
+                          classifier_size=request.classifier_size,
                           model_name=request.model_name, adaptation_images=request.adaptation_images)  # fmt: skip
 
 

@@ -39,6 +39,8 @@ class EvalRequest:
     adaptation_images: int | None = None
     inception_weights: str | None = None
     classifier_config: Any = None
+    classifier_size: int | None = None
+    """The domain classifier's image size (None: the data set's ``classifier_size``)."""
     log: Callable[[str], None] = field(default=lambda msg: None)
 
 

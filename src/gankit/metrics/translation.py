@@ -18,7 +18,7 @@ label preservation (plain and confident), Inception FID/KID/IS.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -317,23 +317,29 @@ class DomainBlock(MetricBlock):
             # photo it takes for garbage or for the other domain is an outlier whose large k-NN sphere would
             # cover garbage; Kynkäänniemi et al. 2019 §5 prune such spheres for the same reason)
             support = torch.from_numpy(f_tt[p_tt.argmax(1) == target])
-            pr = precision_recall(support, torch.from_numpy(f_fake), PR_K, n_boot=BOOTSTRAP)
-            on_manifold = guarded_membership(support, f_fake, p_fake)
-            m[f"precision_{name}"], m[f"recall_{name}"] = float(on_manifold.mean()), pr.recall
-            m[f"precision_{name}_ci"] = list(bootstrap_interval(on_manifold, n_boot=BOOTSTRAP))
-            m[f"recall_{name}_ci"] = list(pr.recall_interval)
+            manifold = len(support) > PR_K
+            if manifold:
+                pr = precision_recall(support, torch.from_numpy(f_fake), PR_K, n_boot=BOOTSTRAP)
+                on_manifold = guarded_membership(support, f_fake, p_fake)
+                m[f"precision_{name}"], m[f"recall_{name}"] = float(on_manifold.mean()), pr.recall
+                m[f"precision_{name}_ci"] = list(bootstrap_interval(on_manifold, n_boot=BOOTSTRAP))
+                m[f"recall_{name}_ci"] = list(pr.recall_interval)
+            else:
+                m[f"precision_{name}"] = m[f"recall_{name}"] = None
+                notes.append(f"{name}: only {len(support)} real target test images are classified as the target "
+                             f"domain; precision/recall need more than k = {PR_K}")  # fmt: skip
             # garbage floors: the best any garbage reaches
             kinds = {}
             for kind, (ps, fs) in self.garbage[name].items():
                 p, f = np.concatenate(ps), np.concatenate(fs)
                 km: dict[str, Any] = {"success": float((p.argmax(1) == target).mean())}
                 distances("cls", f, f_tt, km, [])
-                km["precision"] = float(guarded_membership(support, f, p).mean())
+                km["precision"] = float(guarded_membership(support, f, p).mean()) if manifold else None
                 kinds[kind] = km
             floors[name] = kinds
             m[f"garbage_floor_success_{name}"] = max(k["success"] for k in kinds.values())
             m[f"garbage_floor_fid_cls_{name}"] = min(k["fid_cls"] for k in kinds.values())
-            m[f"garbage_floor_precision_{name}"] = max(k["precision"] for k in kinds.values())
+            m[f"garbage_floor_precision_{name}"] = max(k["precision"] for k in kinds.values()) if manifold else None
             # the real ceiling: real target images, test split against train split
             m[f"real_ceiling_success_{name}"] = float((p_tt.argmax(1) == target).mean())
             if d.target_train is not None:
@@ -342,7 +348,8 @@ class DomainBlock(MetricBlock):
                 ceiling: dict[str, Any] = {}
                 distances("cls", f_tr, f_tt, ceiling, notes)
                 m[f"real_ceiling_fid_cls_{name}"] = ceiling["fid_cls"]
-                m[f"real_ceiling_precision_{name}"] = float(guarded_membership(support, f_tr, p_tr).mean())
+                m[f"real_ceiling_precision_{name}"] = (float(guarded_membership(support, f_tr, p_tr).mean())
+                                                       if manifold else None)  # fmt: skip
             if name == "a2b" or "fid_cls_floor" not in m:
                 distances("cls_floor", f_in, f_tt, m, notes)
             target_p = p_fake[:, target]
@@ -653,10 +660,12 @@ def evaluate_model(
     log: Log = lambda msg: None,
     model_name: str = "",
     adaptation_images: int | None = None,
+    classifier_size: int | None = None,
 ) -> dict[str, Any]:
     """Score a translator (``generator(d)``, ``channels(d)``, ``directions``) on ``test_pair``, write
     ``out_dir/report.json`` and ``report.html``, return the metrics. ``train_pair`` (the train split) is
-    needed for the classifier metrics; without it they are absent, with a note."""
+    needed for the classifier metrics; without it they are absent, with a note. The domain classifier reads
+    images at ``classifier_size`` px, by default the data set's choice (``test_pair.classifier_size``)."""
     bound_heap_growth()
     device = torch.device(device)
     model.eval()
@@ -666,8 +675,10 @@ def evaluate_model(
             raise ConfigError(f"domain {letter} of {test_pair.name} has {have} channel(s) but the model expects {want}")
     rep = Report()
     inception = InceptionExtractor(inception_weights, device=device) if inception_weights else None
+    classifier_config = replace(classifier_config or ClassifierConfig(),
+                                image_size=classifier_size or test_pair.classifier_size)  # fmt: skip
     ctx = EvalContext(model, test_pair, train_pair, size, device, Path(cache_dir) if cache_dir else None,
-                      classifier_config or ClassifierConfig(), inception, log, rep)  # fmt: skip
+                      classifier_config, inception, log, rep)  # fmt: skip
     ctx.directions = directions_of(model, test_pair, train_pair, max_images)
     ctx.adaptation_images = adaptation_images
     rep.info.update(model=model_name, dataset=test_pair.name, size=size, device=str(device),
