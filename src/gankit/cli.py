@@ -61,7 +61,7 @@ def _add_demo_parser(sub) -> None:
     p = sub.add_parser("demo", help="train a small CycleGAN on built-in sample photos (photo ↔ cartoon)",
                        description="The main job on an embedded default: trains a small CycleGAN in a few "
                        "minutes on CPU to turn photos into cartoons and back (photos that ship with scikit-image "
-                       "and matplotlib; 30 crops of bands of them that training never sees show it at work), and writes "
+                       "and matplotlib; 30 crops of bands that training never sees show it at work), and writes "
                        "a run folder with checkpoints, sample grids, loss curves and index.html.")  # fmt: skip
     p.add_argument("--dataset", default="demo", help="recipe (default: bundled photos, photo ↔ cartoon)")
     p.add_argument("--data-root", default=None, help="data folder for recipes other than demo")
