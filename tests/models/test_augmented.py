@@ -48,6 +48,20 @@ def test_latent_dim_0_builds_todays_cyclegan_and_k_builds_augmented_cyclegan():
     assert all(torch.equal(v, other.weights()[k]) for k, v in plain.weights().items())
 
 
+def test_the_network_switches_reach_the_augmented_generators():
+    """--kernel-size, --activation and --downsample build the same generator layers with or without codes."""
+    options = dict(kernel_size=5, activation="leaky", downsample="avgpool", discriminator="pixel")
+    augmented, plain = tiny(**options), tiny(latent_dim=0, **options)
+    for name in ("g_ab", "g_ba"):
+        convs = [[tuple(m.weight.shape), type(m)] for m in augmented.networks()[name].modules()
+                 if isinstance(m, torch.nn.Conv2d)]  # fmt: skip
+        assert convs == [[tuple(m.weight.shape), type(m)] for m in plain.networks()[name].modules()
+                         if isinstance(m, torch.nn.Conv2d)]  # fmt: skip
+        assert any(m.weight.shape[-1] == 5 for m in augmented.networks()[name].modules()
+                   if isinstance(m, torch.nn.Conv2d))  # fmt: skip
+        assert any(isinstance(m, torch.nn.LeakyReLU) for m in augmented.networks()[name].modules())
+
+
 @pytest.mark.parametrize(
     "fields, message",
     [

@@ -74,6 +74,24 @@ def test_codes_change_the_output_and_the_bound_generator_reproduces_it(antialias
     assert all(w.data_ptr() in shared for w in convs if isinstance(w, torch.nn.Parameter))  # weights not copied
 
 
+@pytest.mark.parametrize("options", [{"kernel_size": 5}, {"activation": "leaky"}, {"downsample": "avgpool"}])
+def test_the_seeds_switches_reach_the_conditional_generator(options):
+    """--kernel-size, --activation and --downsample build the same layers as CycleGAN's resnet generator,
+    and the plain generator bound to one code still computes the conditional one."""
+    torch.manual_seed(0)
+    g = ConditionalResnetGenerator(1, 3, K, ngf=4, n_blocks=2, **options).eval()
+    plain = ResnetGenerator(1, 3, 4, 2, norm="instance", **options)
+    layer_types = {type(m).__name__ for m in g.body.modules()}
+    assert layer_types >= {type(m).__name__ for m in plain.modules() if not isinstance(m, torch.nn.InstanceNorm2d)}
+    convs = [m for m in g.body.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.weight.shape for c in convs] == [
+        c.weight.shape for c in plain.modules() if isinstance(c, torch.nn.Conv2d)
+    ]
+    x, z = torch.rand(2, 1, 16, 16) * 2 - 1, torch.randn(1, K)
+    with torch.no_grad():
+        assert torch.allclose(g.bind(z)(x), g(x, z), atol=1e-4)
+
+
 def test_bind_takes_exactly_one_code():
     g = generator()
     with pytest.raises(ValueError, match="one code"):

@@ -110,7 +110,9 @@ class AugmentedCycleGANNetworks(nn.Module):
 
         def generator(cin: int, cout: int) -> ConditionalResnetGenerator:
             return ConditionalResnetGenerator(cin, cout, k, c.ngf or 64, c.blocks, padding=c.g_padding,
-                                              dropout=c.dropout, final=c.final, antialias=c.antialias)  # fmt: skip
+                                              dropout=c.dropout, final=c.final, antialias=c.antialias,
+                                              kernel_size=c.generator_kernel or 3, activation=c.activation,
+                                              downsample=c.downsample)  # fmt: skip
 
         self.g_ab, self.g_ba = generator(ca, cb), generator(cb, ca)
         if with_discriminators:

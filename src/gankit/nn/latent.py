@@ -127,13 +127,17 @@ class ConditionalResnetGenerator(nn.Module):
         dropout: float = 0.0,
         final: str = "tanh",
         antialias: bool = False,
+        kernel_size: int = 3,
+        activation: str = "relu",
+        downsample: str = "stride",
     ):
         super().__init__()
         if latent_dim < 1:
             raise ValueError(f"latent_dim must be at least 1, got {latent_dim}")
         self.latent_dim = latent_dim
         self.body = ResnetGenerator(in_channels, out_channels, ngf, n_blocks, norm="instance", padding=padding,
-                                    dropout=dropout, final=final, antialias=antialias)  # fmt: skip
+                                    dropout=dropout, final=final, antialias=antialias, kernel_size=kernel_size,
+                                    activation=activation, downsample=downsample)  # fmt: skip
         _replace_instance_norms(self.body, latent_dim)
         self.size_multiple = self.body.size_multiple
 
