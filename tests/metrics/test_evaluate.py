@@ -189,6 +189,21 @@ def test_without_train_split_classifier_metrics_are_none(shared_data, tmp_path):
     assert any("classifier metrics skipped" in n for n in notes)
 
 
+def test_a_model_gets_inception_distances_with_their_do_nothing_floor(shared_data, tmp_path):
+    """Inception FID/KID of a translator come with the same distances for its untranslated inputs: a copy
+    of the input scores exactly the floor, a translation to a constant image scores otherwise."""
+    test = load_recipe("apple2orange", shared_data, "test")
+    weights = save_scripted(FeaturesOnly(), tmp_path / "f.pt")
+    kw = dict(max_images=8, inception_weights=weights)
+    copy = evaluate_model(Stub(nn.Identity(), nn.Identity()), test, tmp_path / "copy", **kw)
+    assert copy["fid_inception_floor"] is not None and copy["kid_inception_floor"] is not None
+    assert copy["fid_inception_a2b"] == pytest.approx(copy["fid_inception_floor"], rel=1e-9)
+    grey = torch.zeros(3, 32, 32)
+    const = evaluate_model(Stub(Constant(grey), Constant(grey)), test, tmp_path / "const", **kw)
+    assert const["fid_inception_floor"] == pytest.approx(copy["fid_inception_floor"], rel=1e-9)
+    assert abs(const["fid_inception_a2b"] - const["fid_inception_floor"]) > 1e-3
+
+
 def test_folder_mode_with_torchscript_inception(shared_data, tmp_path):
     src = shared_data / "apple2orange"
     real, same, other = tmp_path / "real", tmp_path / "same", tmp_path / "other"

@@ -584,7 +584,8 @@ class LabelBlock(MetricBlock):
 @metric_block
 class InceptionBlock(MetricBlock):
     """FID/KID in Inception features against the real target test images, and IS when the file
-    gives logits (``--inception-weights``)."""
+    gives logits (``--inception-weights``); ``fid_inception_floor`` / ``kid_inception_floor``: the same
+    distances for the untranslated inputs (what doing nothing scores)."""
 
     @classmethod
     def applies(cls, ctx):
@@ -592,11 +593,15 @@ class InceptionBlock(MetricBlock):
 
     def __init__(self, ctx):
         super().__init__(ctx)
-        self.feats, self.logits = _per_direction(), _per_direction()
+        self.feats, self.logits, self.inputs = _per_direction(), _per_direction(), _per_direction()
 
     def update(self, batch):
         f, lg = self.ctx.inception(tensor_to_uint8(batch.fake, batch.fake.shape[-1]))
         self.feats[batch.direction.name].append(f)
+        if batch.direction.name == self.ctx.directions[0].name:  # one floor: inputs of the first direction
+            self.inputs[batch.direction.name].append(
+                self.ctx.inception(tensor_to_uint8(batch.real, batch.real.shape[-1]))[0]
+            )
         if lg is not None:
             self.logits[batch.direction.name].append(lg)
 
@@ -606,6 +611,8 @@ class InceptionBlock(MetricBlock):
             real = np.concatenate([ext(tensor_to_uint8(x, x.shape[-1]))[0]
                                    for x in stream(d.target_test, d.target_indices, self.ctx.size)])  # fmt: skip
             distances(f"inception_{d.name}", np.concatenate(self.feats[d.name]), real, m, self.ctx.notes)
+            if self.inputs[d.name]:
+                distances("inception_floor", np.concatenate(self.inputs[d.name]), real, m, self.ctx.notes)
             if self.logits[d.name]:
                 m[f"is_inception_{d.name}"], m[f"is_inception_{d.name}_std"] = inception_score(
                     np.concatenate(self.logits[d.name])
