@@ -266,26 +266,14 @@ def test_cli_argument_errors(tmp_path):
         run_eval(_args("--out", tmp_path / "o"))
 
 
-class Copy(nn.Module):
-    """A translator stub that returns its input (both directions)."""
-
-    image_size = 64
-
-    def generator(self, d):
-        return nn.Identity()
-
-    def channels(self, d):
-        return (3, 3)
-
-
 @pytest.mark.parametrize("asked, expected", [(None, 64), (40, 40)])
 def test_the_domain_classifier_reads_the_data_sets_size_unless_asked(shared_data, tmp_path, asked, expected):
     """The demo's 2 px cartoon outlines vanish at the default 32 px: its data set asks for 64 px, and
     ``classifier_size`` (``--classifier-size``) still wins."""
     train, test = load_recipe("demo", None), load_recipe("demo", None, "test")
     assert (test.classifier_size, load_recipe("apple2orange", shared_data, "test").classifier_size) == (64, 32)
-    report = evaluate_model(Copy(), test, tmp_path, train, max_images=MAX, cache_dir=tmp_path / "cache",
-                            classifier_config=ClassifierConfig(steps=2, max_train_per_class=64),
-                            classifier_size=asked)  # fmt: skip
+    report = evaluate_model(Stub(nn.Identity(), nn.Identity()), test, tmp_path, train, max_images=MAX,
+                            cache_dir=tmp_path / "cache", classifier_size=asked,
+                            classifier_config=ClassifierConfig(steps=2, max_train_per_class=64))  # fmt: skip
     info = json.loads((tmp_path / "report.json").read_text())["info"]["classifier"]
     assert info["config"]["image_size"] == expected and report["classifier_test_accuracy"] is not None

@@ -14,7 +14,7 @@ import json
 import os
 import time
 import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ from PIL import Image
 from torch import nn
 
 from gankit.data.images import tensor_to_pil, uint8_to_unit
+from gankit.data.recipes import DomainPair
 from gankit.data.sources import (
     ArraySource,
     FileSource,
@@ -79,6 +80,14 @@ class ClassifierConfig:
     flip: bool = True
     max_train_per_class: int = 3000
     seed: int = 0
+
+
+def domain_classifier_config(
+    pair: DomainPair, config: ClassifierConfig | None = None, size: int | None = None
+) -> ClassifierConfig:
+    """``config`` (default: the default hyper-parameters) at the image size ``pair`` asks for
+    (``DomainPair.classifier_size``), unless ``size`` (``--classifier-size``) says otherwise."""
+    return replace(config or ClassifierConfig(), image_size=size or pair.classifier_size)
 
 
 @dataclass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -82,7 +81,7 @@ def _log(msg: str) -> None:
 
 def run_eval(args: argparse.Namespace) -> int:
     from gankit.data.recipes import load_recipe
-    from gankit.metrics.classifier import default_cache_dir, train_domain_classifier
+    from gankit.metrics.classifier import default_cache_dir, domain_classifier_config, train_domain_classifier
     from gankit.metrics.evaluate import evaluate_folders, format_table
 
     device = resolve_device(args.device)
@@ -107,7 +106,7 @@ def run_eval(args: argparse.Namespace) -> int:
         if args.dataset:
             train = load_recipe(args.dataset, args.data_root, "train")
             test = load_recipe(args.dataset, args.data_root, "test")
-            cfg = dataclasses.replace(cfg, image_size=args.classifier_size or test.classifier_size)
+            cfg = domain_classifier_config(test, cfg, args.classifier_size)
             classifier = train_domain_classifier(
                 train.source_a, train.source_b, test.source_a, test.source_b, test.name, cfg, cache_dir
             )

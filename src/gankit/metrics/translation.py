@@ -18,7 +18,7 @@ label preservation (plain and confident), Inception FID/KID/IS.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -34,6 +34,7 @@ from gankit.metrics.classifier import (
     RELIABLE_ACCURACY,
     ClassifierConfig,
     TrainedClassifier,
+    domain_classifier_config,
     tensor_to_uint8,
     train_domain_classifier,
     train_label_classifier,
@@ -197,6 +198,13 @@ def guarded_membership(support: torch.Tensor, features: np.ndarray, probabilitie
     return (inside & ~rejected).astype(np.float64)
 
 
+def guarded_precision(support: torch.Tensor, features: np.ndarray, probabilities: np.ndarray) -> float | None:
+    """The share of :func:`guarded_membership`; None when the support has too few points (≤ k) for k-NN spheres."""
+    if len(support) <= PR_K:
+        return None
+    return float(guarded_membership(support, features, probabilities).mean())
+
+
 def _per_direction() -> dict[str, list]:
     return {"a2b": [], "b2a": []}
 
@@ -334,7 +342,7 @@ class DomainBlock(MetricBlock):
                 p, f = np.concatenate(ps), np.concatenate(fs)
                 km: dict[str, Any] = {"success": float((p.argmax(1) == target).mean())}
                 distances("cls", f, f_tt, km, [])
-                km["precision"] = float(guarded_membership(support, f, p).mean()) if manifold else None
+                km["precision"] = guarded_precision(support, f, p)
                 kinds[kind] = km
             floors[name] = kinds
             m[f"garbage_floor_success_{name}"] = max(k["success"] for k in kinds.values())
@@ -348,8 +356,7 @@ class DomainBlock(MetricBlock):
                 ceiling: dict[str, Any] = {}
                 distances("cls", f_tr, f_tt, ceiling, notes)
                 m[f"real_ceiling_fid_cls_{name}"] = ceiling["fid_cls"]
-                m[f"real_ceiling_precision_{name}"] = (float(guarded_membership(support, f_tr, p_tr).mean())
-                                                       if manifold else None)  # fmt: skip
+                m[f"real_ceiling_precision_{name}"] = guarded_precision(support, f_tr, p_tr)
             if name == "a2b" or "fid_cls_floor" not in m:
                 distances("cls_floor", f_in, f_tt, m, notes)
             target_p = p_fake[:, target]
@@ -593,15 +600,14 @@ class InceptionBlock(MetricBlock):
 
     def __init__(self, ctx):
         super().__init__(ctx)
-        self.feats, self.logits, self.inputs = _per_direction(), _per_direction(), _per_direction()
+        self.feats, self.logits = _per_direction(), _per_direction()
+        self.inputs: list[np.ndarray] = []  # Inception features of the first direction's untranslated inputs
 
     def update(self, batch):
         f, lg = self.ctx.inception(tensor_to_uint8(batch.fake, batch.fake.shape[-1]))
         self.feats[batch.direction.name].append(f)
-        if batch.direction.name == self.ctx.directions[0].name:  # one floor: inputs of the first direction
-            self.inputs[batch.direction.name].append(
-                self.ctx.inception(tensor_to_uint8(batch.real, batch.real.shape[-1]))[0]
-            )
+        if batch.direction is self.ctx.directions[0]:
+            self.inputs.append(self.ctx.inception(tensor_to_uint8(batch.real, batch.real.shape[-1]))[0])
         if lg is not None:
             self.logits[batch.direction.name].append(lg)
 
@@ -611,8 +617,8 @@ class InceptionBlock(MetricBlock):
             real = np.concatenate([ext(tensor_to_uint8(x, x.shape[-1]))[0]
                                    for x in stream(d.target_test, d.target_indices, self.ctx.size)])  # fmt: skip
             distances(f"inception_{d.name}", np.concatenate(self.feats[d.name]), real, m, self.ctx.notes)
-            if self.inputs[d.name]:
-                distances("inception_floor", np.concatenate(self.inputs[d.name]), real, m, self.ctx.notes)
+            if d is self.ctx.directions[0]:
+                distances("inception_floor", np.concatenate(self.inputs), real, m, self.ctx.notes)
             if self.logits[d.name]:
                 m[f"is_inception_{d.name}"], m[f"is_inception_{d.name}_std"] = inception_score(
                     np.concatenate(self.logits[d.name])
@@ -682,8 +688,7 @@ def evaluate_model(
             raise ConfigError(f"domain {letter} of {test_pair.name} has {have} channel(s) but the model expects {want}")
     rep = Report()
     inception = InceptionExtractor(inception_weights, device=device) if inception_weights else None
-    classifier_config = replace(classifier_config or ClassifierConfig(),
-                                image_size=classifier_size or test_pair.classifier_size)  # fmt: skip
+    classifier_config = domain_classifier_config(test_pair, classifier_config, classifier_size)
     ctx = EvalContext(model, test_pair, train_pair, size, device, Path(cache_dir) if cache_dir else None,
                       classifier_config, inception, log, rep)  # fmt: skip
     ctx.directions = directions_of(model, test_pair, train_pair, max_images)
