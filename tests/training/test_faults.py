@@ -328,3 +328,24 @@ def test_a_killed_data_worker_ends_the_run_with_a_checkpoint_and_one_line(shared
     assert "a data-loading worker died" in _last_line(err) and "--resume" in _last_line(err)
     assert checkpoint_steps(run), "no checkpoint was written"
     assert resume_run(run, "--steps", str(checkpoint_steps(run)[-1] + 1)).returncode == 0
+
+
+def test_a_closed_pipe_from_a_worker_killed_mid_batch_is_reported_as_its_death():
+    """A batch whose worker is killed while it is received fails with EOFError from the pipe, a moment
+    before the kernel reports the worker dead; that is the worker's death (one line and a checkpoint),
+    while the same error with every worker alive stays what it is."""
+    import multiprocessing
+
+    from gankit.training.loop import StopRequests, _is_worker_death
+
+    with StopRequests() as stop:
+        with stop.fetching():
+            worker = multiprocessing.get_context("fork").Process(target=time.sleep, args=(60,), daemon=True)
+            worker.start()
+        with pytest.raises(EOFError), stop.fetching():
+            raise EOFError
+        with pytest.raises(RuntimeError) as died, stop.fetching():
+            os.kill(worker.pid, signal.SIGKILL)
+            raise EOFError
+    assert _is_worker_death(died.value) and str(worker.pid) in str(died.value)
+    worker.join()

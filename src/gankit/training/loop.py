@@ -307,12 +307,27 @@ class StopRequests:
             raise RuntimeError(f"DataLoader worker (pid(s) {sorted(self._workers - alive)}) exited unexpectedly")
         try:
             yield
+        except (EOFError, ConnectionError) as e:
+            dead = self._dead_workers()
+            if dead:
+                raise RuntimeError(f"DataLoader worker (pid(s) {dead}) exited unexpectedly") from e
+            raise
         finally:
             current = signal.getsignal(signal.SIGCHLD)
             if current not in (signal.SIG_DFL, None):
                 self._previous.setdefault(signal.SIGCHLD, current)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             self._workers = {p.pid for p in multiprocessing.active_children()} - (self._before or set())
+
+    def _dead_workers(self, wait_s: float = 2.0) -> list[int]:
+        """This run's workers that have exited. A batch whose worker is killed while it is received fails
+        with a closed pipe (EOFError) a moment before the kernel reports the worker dead, so wait briefly."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            dead = sorted(self._workers - {p.pid for p in multiprocessing.active_children()})
+            if dead or not self._workers or time.monotonic() > deadline:
+                return dead
+            time.sleep(0.01)
 
     def __exit__(self, *exc) -> None:
         for s, handler in self._previous.items():
