@@ -5,6 +5,7 @@ batch norm over the global batch."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -98,6 +99,52 @@ def test_cut_on_two_ranks_draws_the_flips_and_patches_of_one_process(shared_data
     for net, state in wa.items():
         diff = torch.cat([(v.float() - wb[net][k].float()).abs().flatten() for k, v in state.items()])
         assert diff.quantile(0.99) < 1e-4, net
+
+
+@pytest.mark.parametrize("latent", [[], ["--latent-dim", "2"]], ids=["cyclegan", "augmented"])
+def test_accumulating_two_batches_is_the_computation_of_two_ranks(shared_data, tmp_path, latent):
+    """``--accumulate 2 --batch-size 1`` trains on the rows and random draws (latent codes included) of
+    two ranks, summing the gradients before one update: equal to one process of batch 2 up to float
+    rounding (bit-identical to ``--nproc 2`` in a 4-step check, not repeated here to save a
+    launch), and its resume is exact."""
+    common = [*CYCLEGAN, *latent, "--data-root", str(shared_data), "--steps", "4", "--checkpoint-every", "2",
+              "--keep-checkpoints", "5"]  # fmt: skip
+    run(gankit("train", *common, "--batch-size", "1", "--accumulate", "2", "--out", str(tmp_path / "acc")))
+    run(gankit("train", *common, "--batch-size", "2", "--out", str(tmp_path / "one")))
+    a = np.genfromtxt(tmp_path / "acc" / "losses.csv", delimiter=",", names=True)
+    b = np.genfromtxt(tmp_path / "one" / "losses.csv", delimiter=",", names=True)
+    for name in a.dtype.names:
+        assert abs(a[name][0] - b[name][0]) <= 1e-5 * abs(b[name][0]), name
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-3, err_msg=name)
+    wa, wb = networks(tmp_path / "acc", 4), networks(tmp_path / "one", 4)
+    for net, state in wa.items():
+        diff = torch.cat([(v.float() - wb[net][k].float()).abs().flatten() for k, v in state.items()])
+        assert diff.quantile(0.99) < 1e-4, net
+    resumed = tmp_path / "resumed"
+    shutil.copytree(tmp_path / "acc", resumed)
+    (resumed / "checkpoints" / "step_0000004.pt").unlink()
+    (resumed / "losses.csv").write_text("".join((tmp_path / "acc" / "losses.csv").read_text().splitlines(True)[:3]))
+    run(gankit("train", "--resume", str(resumed), "--no-progress"))
+    assert_same_state(tmp_path / "acc", resumed, 4)
+
+
+PHOTOS = ["--size", "32", "--dataset", "apple2orange"]
+
+
+@pytest.mark.parametrize(
+    "kind, flags", [("cut", PHOTOS), ("cgan", ["--z-dim", "8"]), ("cyclegan", [*PHOTOS, "--norm", "batch"])]
+)
+def test_accumulation_that_would_not_equal_ranks_is_refused(shared_data, tmp_path, capsys, kind, flags):
+    """CUT and cgan train G against the D updated earlier in the same step, and batch norm would see
+    each accumulated batch alone: refused in one line that names the flag and what to use instead."""
+    from gankit.cli import main
+
+    status = main(["train", kind, *flags, "--data-root", str(shared_data), "--accumulate", "2", "--steps", "1",
+                   "--no-progress", "--out", str(tmp_path / "run")])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith("gankit: error: --accumulate 2:") and "--nproc 2" in err
+    assert not (tmp_path / "run" / "checkpoints").exists()
 
 
 def test_two_ranks_of_batch_8_equal_one_of_16_with_batch_norm(shared_data, tmp_path):

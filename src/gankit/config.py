@@ -222,6 +222,9 @@ class GANConfig(RunConfig):
                           group="optim")  # fmt: skip
     warmup_steps: int = opt(0, "ramp the learning rates linearly up to their value over this many steps",
                             group="optim", ge=0)  # fmt: skip
+    accumulate: int = opt(1, "gradient accumulation: average the gradients of this many batches of --batch-size "
+                          "before each update, the computation of as many data-parallel ranks (the global batch "
+                          "is ranks × accumulate × batch size)", group="optim", ge=1)  # fmt: skip
 
 
 @dataclass

@@ -67,6 +67,12 @@ class Shard:
     def is_main(self) -> bool:
         return self.rank == 0
 
+    def virtual(self, k: int, n: int) -> Shard:
+        """The ``k``-th of ``n`` ranks this process stands for when it accumulates ``n`` batches per
+        update (``--accumulate n``): rank ``rank·n + k`` of ``world·n``, whose draws and batch rows
+        are those of that rank in a run with ``n`` times the processes."""
+        return Shard(self.rank * n + k, self.world * n, self.local_world * n)
+
     # --- the rank's part of global draws and batches -----------------------------------------------
     def take(self, global_batch: torch.Tensor) -> torch.Tensor:
         """The rank's rows of a global batch of ``world · b`` rows."""

@@ -106,3 +106,19 @@ class PositionedSource:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.position, self._it = int(state.get("position", 0)), None
         self.skipped_images = int(state.get("skipped_images", 0))
+
+
+def split_rows(batch: Any, parts: int) -> list[Any]:
+    """``batch`` (a tensor, or a dict / list / tuple of them) cut into ``parts`` consecutive row blocks
+    of equal size; scalars and values that are not tensors are repeated in every part."""
+    if isinstance(batch, torch.Tensor) and batch.dim() > 0:
+        if len(batch) % parts:
+            raise ValueError(f"a batch of {len(batch)} rows does not split into {parts} equal parts")
+        return list(batch.split(len(batch) // parts))
+    if isinstance(batch, Mapping):
+        split = {k: split_rows(v, parts) for k, v in batch.items()}
+        return [{k: v[i] for k, v in split.items()} for i in range(parts)]
+    if isinstance(batch, (list, tuple)):
+        split = [split_rows(v, parts) for v in batch]
+        return [type(batch)(v[i] for v in split) for i in range(parts)]
+    return [batch] * parts

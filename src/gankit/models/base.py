@@ -42,6 +42,8 @@ class Precision:
         """Multiplies every learning rate at each update (global-batch scaling and warm-up, set by the loop)."""
         self.dtype = autocast_dtype(amp, device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)
+        self.micro_batch, self.micro_batches = 0, 1
+        """Which of the step's accumulated batches is being trained on (``--accumulate``, set by the loop)."""
 
     def autocast(self):
         if self.dtype is None:
@@ -52,11 +54,20 @@ class Precision:
         """zero_grad, (scaled) backward, step: one optimizer update on ``loss``. A NaN or infinite
         loss raises :class:`TrainingDiverged` before it can reach the weights. In a data-parallel
         run the gradients are averaged over ranks first, and the loss with them, so that every rank
-        takes the same decision."""
+        takes the same decision. With accumulated batches the gradients add up over the step's
+        batches and the last one averages them and updates (as ranks would, sum then divide)."""
         if not self.shard.distributed and not torch.isfinite(loss.detach()).all():
             raise TrainingDiverged(f"a loss optimized by {type(optimizer).__name__} became {loss.detach().item()}")
-        optimizer.zero_grad(set_to_none=True)
+        if self.micro_batch == 0:
+            optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        if self.micro_batch < self.micro_batches - 1:
+            return
+        if self.micro_batches > 1:
+            for group in optimizer.param_groups:
+                for p in group["params"]:
+                    if p.grad is not None:
+                        p.grad.div_(self.micro_batches)
         if self.shard.distributed:
             params = [p for group in optimizer.param_groups for p in group["params"]]
             mean = self.shard.average_gradients(params, loss)
@@ -134,6 +145,14 @@ class Model(ABC):
     @abstractmethod
     def sample_grid(self, step: int) -> Image.Image:
         """The periodic progress grid (fixed inputs or noise, so grids compare across steps)."""
+
+    @property
+    def accumulates_exactly(self) -> bool:
+        """Whether no loss of a training step reads a network that an earlier update of the same step
+        changed, so that running the step on K batches with every update deferred to the last
+        (``--accumulate K``) is the computation of K data-parallel ranks. A model that updates D and
+        then trains G against the new D is not (its accumulation would need K passes per update)."""
+        return False
 
     def progress_terms(self, terms: Mapping[str, float]) -> dict[str, float]:
         """The few loss figures shown on the progress bar."""

@@ -302,6 +302,12 @@ class CycleGANModel(UnpairedTranslationModel):
     def reference_passes(self):
         return self.nets.eager_passes()
 
+    @property
+    def accumulates_exactly(self) -> bool:
+        """G is updated first and D then learns from fakes made before that update (detached), so with
+        one D update per step no loss reads a network updated earlier in the step."""
+        return self.config.n_critic == 1
+
     def use_shard(self, shard) -> None:
         """Each rank keeps its own history pools (of its own fakes), seeded apart."""
         super().use_shard(shard)

@@ -28,6 +28,7 @@ non-finite loss) are agreed in one small all-reduce per step.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import multiprocessing
@@ -44,8 +45,8 @@ import torch
 import yaml
 
 from gankit.config import RunConfig
-from gankit.data.streams import BatchSource
-from gankit.distributed import SINGLE, Shard, device_for, join, leave, threads_for
+from gankit.data.streams import BatchSource, split_rows
+from gankit.distributed import SINGLE, GlobalBatchNorm, Shard, device_for, join, leave, threads_for
 from gankit.errors import CheckpointError, ConfigError, DataError, Interrupted, TrainingDiverged, WriteError
 from gankit.io import atomic_torch_save, atomic_write_text, free_bytes, list_checkpoints, save_image_atomic
 from gankit.models.base import Model
@@ -143,7 +144,8 @@ def _start(kind: str, config: RunConfig, run_dir: Path, checkpoint: tuple[Path, 
         if shard.is_main:
             check_disk_space(model, run_dir)
         check_memory(model, log)
-        source = model.training_data()
+        _check_accumulation(model)
+        source = _training_data(model)
         step = _restore(model, source, checkpoint[1], str(checkpoint[0]), log) if checkpoint else 0
         model.prepare(log)
         if shard.is_main:
@@ -184,7 +186,67 @@ def _restore(model: Model, source: BatchSource, state: dict[str, Any], where: st
 
 
 def _global_batch(model: Model) -> int:
-    return int(getattr(model.config, "batch_size", 1)) * model.shard.world
+    return int(getattr(model.config, "batch_size", 1)) * model.shard.world * _accumulated(model.config)
+
+
+def _accumulated(config: RunConfig) -> int:
+    return int(getattr(config, "accumulate", 1))
+
+
+def _check_accumulation(model: Model) -> None:
+    k = _accumulated(model.config)
+    if k == 1:
+        return
+    instead = f"use --nproc {k} or --batch-size {k * int(getattr(model.config, 'batch_size', 1))}"
+    if not model.accumulates_exactly:
+        raise ConfigError(f"--accumulate {k}: {model.kind} (as configured) trains a network against another that an "
+                          f"earlier update of the same step changed, so accumulated batches would not be the "
+                          f"computation of {k} ranks; {instead}")  # fmt: skip
+    if any(isinstance(m, (torch.nn.modules.batchnorm._BatchNorm, GlobalBatchNorm))
+           for net in model.networks().values() for m in net.modules()):  # fmt: skip
+        raise ConfigError(f"--accumulate {k}: batch norm would normalise each accumulated batch on its own, unlike "
+                          f"{k} ranks; {instead}")  # fmt: skip
+
+
+def _training_data(model: Model) -> BatchSource:
+    """The model's batch source. With ``--accumulate K`` each of its batches holds the K batches of a
+    step: K × ``--batch-size`` rows, the rows of K consecutive ranks, which :func:`_train_step` splits."""
+    k = _accumulated(model.config)
+    if k == 1:
+        return model.training_data()
+    config = model.config
+    model.config = dataclasses.replace(config, batch_size=config.batch_size * k)
+    try:
+        return model.training_data()
+    finally:
+        model.config = config
+
+
+def _train_step(model: Model, batches: list[Any], step: int) -> dict[str, float]:
+    """One training step. With ``--accumulate K`` the model steps through the K parts of its batches
+    as the K ranks it stands for: each part with that rank's shard (its rows of every random draw)
+    and the random state the step began with, the optimizers updating at the last part with the
+    mean gradient (see :meth:`Model.accumulates_exactly`). The loss terms are means over the parts."""
+    k = _accumulated(model.config)
+    if k == 1:
+        return _values(model.train_step(batches, step))
+    parts = [split_rows(batch, k) for batch in batches]
+    shard, start, totals = model.shard, rng_state(), {}
+    try:
+        for i in range(k):
+            set_rng_state(start)
+            model.shard = shard.virtual(i, k)
+            model.precision.micro_batch, model.precision.micro_batches = i, k
+            for name, v in _values(model.train_step([p[i] for p in parts], step)).items():
+                totals[name] = totals.get(name, 0.0) + v / k
+    finally:
+        model.shard = shard
+        model.precision.micro_batch, model.precision.micro_batches = 0, 1
+    return totals
+
+
+def _values(terms: Mapping[str, Any]) -> dict[str, float]:
+    return {k: float(v.detach() if torch.is_tensor(v) else v) for k, v in terms.items()}
 
 
 class Effort:
@@ -397,15 +459,15 @@ def _loop(model: Model, source: BatchSource, run_dir: Path, step: int, effort: E
                         break
                     raise _worker_died(run_dir, step, e, source) from None
                 waited += time.perf_counter() - w
-                model.precision.lr_factor = global_batch_factor(getattr(c, "lr_scaling", "none"), shard.world,
+                model.precision.lr_factor = global_batch_factor(getattr(c, "lr_scaling", "none"),
+                                                                shard.world * _accumulated(c),
                                                                 getattr(c, "warmup_steps", 0), step + 1)  # fmt: skip
                 try:
-                    terms = model.train_step(batches, step + 1)
+                    values = _train_step(model, batches, step + 1)
                 except TrainingDiverged as e:
                     raise _diverged(run_dir, step + 1, str(e)) from None
                 model.precision.update()
                 step += 1
-                values = {k: float(v.detach() if torch.is_tensor(v) else v) for k, v in terms.items()}
                 bad = [k for k, v in values.items() if not math.isfinite(v)]
                 overdue = c.checkpoint_minutes > 0 and time.monotonic() - saved_at >= 60 * c.checkpoint_minutes
                 stopping, overdue, any_bad = shard.any([stop.signal_number is not None, overdue, bool(bad)])
