@@ -5,7 +5,7 @@ FastCUT on apple2orange at 128 px), each evaluated at every checkpoint it wrote 
 apples side by side, one column per run::
 
     python benchmarks/quality_per_cpu.py RUN [RUN …] --data-root ../shared/data \\
-        [--inception-weights auto] [--grid docs/img/quality_per_cpu.png]
+        [--inception-weights auto] [--intervals 2] [--grid docs/img/quality_per_cpu.png]
 
 Each run is started and resumed by the command recorded in docs/results.md (``--threads 1
 --workers 0``, so that the process CPU time counts all training work); the CPU time of each
@@ -33,16 +33,22 @@ FLOORS = ("floor_a2b", "fid_cls_floor", "kid_cls_floor", "garbage_floor_success_
           "kid_inception_floor")  # fmt: skip
 
 
-def checkpoints(run: Path) -> list[tuple[int, Path]]:
-    """The checkpoints at the run's fixed interval (``--checkpoint-every``) and its last step; those a
-    stop for a pause wrote in between are left out."""
+def checkpoints(run: Path, intervals: int = 1) -> list[tuple[int, Path]]:
+    """The checkpoints at every ``intervals``-th multiple of the run's fixed interval
+    (``--checkpoint-every``) and at its last step, plus those of other multiples already evaluated;
+    those a stop for a pause wrote in between are left out."""
     import yaml
 
     from gankit.io import list_checkpoints
 
     config = yaml.safe_load((run / "config.yaml").read_text())
     every, steps = config["checkpoint_every"], config["steps"]
-    return [(s, p) for s, p in list_checkpoints(run / "checkpoints") if s % every == 0 or s == steps]
+    return [(s, p) for s, p in list_checkpoints(run / "checkpoints")
+            if s % (every * intervals) == 0 or s == steps or (s % every == 0 and evaluated(run, s))]  # fmt: skip
+
+
+def evaluated(run: Path, step: int) -> bool:
+    return (run / "eval" / f"step_{step:07d}" / "report.json").is_file()
 
 
 def effort_of(path: Path) -> dict:
@@ -90,12 +96,18 @@ def main() -> None:
     p.add_argument("runs", nargs="+", type=Path)
     p.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"))
     p.add_argument("--inception-weights", default=None)
+    p.add_argument(
+        "--intervals",
+        type=int,
+        default=1,
+        help="evaluate every N-th checkpoint interval (and the last step) to save evaluation time",
+    )
     p.add_argument("--grid", type=Path, default=REPO / "docs" / "img" / "quality_per_cpu.png")
     p.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results-quality-per-cpu.json")
     args = p.parse_args()
     rows, floors = [], {}
     for run in args.runs:
-        for step, path in checkpoints(run):
+        for step, path in checkpoints(run, args.intervals):
             m = evaluate(run, step, path, args)
             floors = floors or {k: m.get(k) for k in FLOORS}
             rows.append({"run": run.name, "step": step, **effort_of(path), **{k: m.get(k) for k in METRICS}})
