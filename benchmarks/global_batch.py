@@ -67,10 +67,15 @@ def main() -> None:
     p.add_argument("--images", type=int, default=2400, help="training images per run (steps × global batch)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--configs",
+        default=",".join(f"{b}:{s}" for b, s in CONFIGS),
+        help="BATCH:SCALING pairs to run (default all; a second process may take the others)",
+    )
     p.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results-global-batch.json")
     args = p.parse_args()
     rows, floors = [], {}
-    for batch, scaling in CONFIGS:
+    for batch, scaling in [(int(b), s) for b, s in (c.split(":") for c in args.configs.split(","))]:
         run = args.work / f"b{batch}-{scaling}"
         summary = train(run, batch, scaling, args)
         m = evaluate(run, args)

@@ -128,6 +128,14 @@ def test_accumulating_two_batches_is_the_computation_of_two_ranks(shared_data, t
     assert_same_state(tmp_path / "acc", resumed, 4)
 
 
+def test_accumulating_keeps_the_history_pools_of_the_ranks_it_stands_for(shared_data, two_ranks, tmp_path):
+    """With a pool per rank it stands for, ``--accumulate 2`` stays the computation of 2 ranks after
+    the pools fill: bit-identical to the 2-rank run at step 12 (weights, optimizer moments, loss log)."""
+    acc = tmp_path / "acc"
+    run(gankit("train", *CYCLEGAN, "--data-root", str(shared_data), *EXACT, "--accumulate", "2", "--out", str(acc)))
+    assert_same_state(two_ranks, acc, 12)
+
+
 PHOTOS = ["--size", "32", "--dataset", "apple2orange"]
 
 

@@ -234,7 +234,7 @@ class AugmentedCycleGANModel(CycleGANModel):
             d_params = [p for net in (m.d_a, m.d_b, m.dz_a, m.dz_b) for p in net.parameters()]
             self._optimizers = {"G": make_optimizer(g_params, config, config.lr),
                                 "D": make_optimizer(d_params, config, config.lr_d or config.lr)}  # fmt: skip
-            self._new_pools(rank=0)
+            self._pools = {}
         self.semantic: SemanticConsistency | None = None  # --semantic-loss: set by prepare(), as for CycleGAN
 
     # --- Model ---------------------------------------------------------------------------------------

@@ -281,7 +281,7 @@ class CycleGANModel(UnpairedTranslationModel):
             d_params = [*self.nets.d_a.parameters(), *self.nets.d_b.parameters()]
             self._optimizers = {"G": make_optimizer(g_params, config, config.lr),
                                 "D": make_optimizer(d_params, config, config.lr_d or config.lr)}  # fmt: skip
-            self._new_pools(rank=0)
+            self._pools: dict[int, tuple[ImagePool, ImagePool]] = {}
         self.semantic: SemanticConsistency | None = None
 
     # --- Model ---------------------------------------------------------------------------------------
@@ -308,12 +308,6 @@ class CycleGANModel(UnpairedTranslationModel):
         one D update per step no loss reads a network updated earlier in the step."""
         return self.config.n_critic == 1
 
-    def use_shard(self, shard) -> None:
-        """Each rank keeps its own history pools (of its own fakes), seeded apart."""
-        super().use_shard(shard)
-        if self.for_training and shard.rank:
-            self._new_pools(shard.rank)
-
     def prepare(self, log=print) -> None:
         """Train the frozen task classifiers of ``--semantic-loss`` (unless a checkpoint brought them)."""
         c = self.config
@@ -335,10 +329,22 @@ class CycleGANModel(UnpairedTranslationModel):
             raise ConfigError(f"--semantic-loss: {e}") from None
         self.semantic = semantic.to(self.device)
 
-    def _new_pools(self, rank: int) -> None:
-        c = self.config
-        self.pool_a = ImagePool(c.pool_size, seed=c.seed + 7919 * rank)
-        self.pool_b = ImagePool(c.pool_size, seed=c.seed + 1 + 7919 * rank)
+    def _rank_pools(self) -> tuple[ImagePool, ImagePool]:
+        """The history pools of the rank being trained (``shard.rank``; with ``--accumulate K`` each of
+        the K ranks a process stands for): each rank keeps its own fakes, in pools seeded apart."""
+        rank, c = self.shard.rank, self.config
+        if rank not in self._pools:
+            self._pools[rank] = (ImagePool(c.pool_size, seed=c.seed + 7919 * rank),
+                                 ImagePool(c.pool_size, seed=c.seed + 1 + 7919 * rank))  # fmt: skip
+        return self._pools[rank]
+
+    @property
+    def pool_a(self) -> ImagePool:
+        return self._rank_pools()[0]
+
+    @property
+    def pool_b(self) -> ImagePool:
+        return self._rank_pools()[1]
 
     def train_step(self, batches: Sequence[Any], step: int) -> dict[str, torch.Tensor]:
         c, m = self.config, self.nets
@@ -379,7 +385,11 @@ class CycleGANModel(UnpairedTranslationModel):
     def extra_state(self) -> dict[str, Any]:
         if not self.for_training:
             return {}
-        state = {"pool_a": self.pool_a.state_dict(), "pool_b": self.pool_b.state_dict()}
+        if set(self._pools) - {self.shard.rank}:  # the ranks this process stands for (--accumulate)
+            state = {"rank_pools": {str(r): {"a": a.state_dict(), "b": b.state_dict()}
+                                    for r, (a, b) in self._pools.items()}}  # fmt: skip
+        else:
+            state = {"pool_a": self.pool_a.state_dict(), "pool_b": self.pool_b.state_dict()}
         if self.semantic is not None:
             state["semantic"] = semantic_state(self.semantic)
         return state
@@ -394,7 +404,7 @@ class CycleGANModel(UnpairedTranslationModel):
     def extra_state_bytes(self) -> int:
         c = self.config
         per_image = c.size * c.size * 4  # float32 pixels of one channel
-        pools = c.pool_size * per_image * ((c.channels_a or 3) + (c.channels_b or 3))
+        pools = c.pool_size * per_image * ((c.channels_a or 3) + (c.channels_b or 3)) * c.accumulate
         classifiers = 2 * 2_000_000 if c.semantic_loss else 0  # two LeNets: ~0.43 M float32 parameters each
         return pools + classifiers if self.for_training else 0
 
@@ -402,6 +412,10 @@ class CycleGANModel(UnpairedTranslationModel):
         if self.for_training and "pool_a" in state:
             self.pool_a.load_state_dict(state["pool_a"], self.device)
             self.pool_b.load_state_dict(state["pool_b"], self.device)
+        for rank, pools in state.get("rank_pools", {}).items() if self.for_training else ():
+            a, b = self._pools.setdefault(int(rank), (ImagePool(), ImagePool()))
+            a.load_state_dict(pools["a"], self.device)
+            b.load_state_dict(pools["b"], self.device)
         if self.for_training and state.get("semantic"):
             c = self.config
             self.semantic = load_semantic_state(c.semantic_source, state["semantic"],
