@@ -509,6 +509,9 @@ def _loop(model: Model, source: BatchSource, run_dir: Path, step: int, effort: E
         bar.close()
         if tensorboard:
             tensorboard.close()
+        close = getattr(source, "close", None)
+        if close is not None:  # data workers ignore SIGTERM, so the interpreter's exit cannot stop them
+            close()
     seconds = time.perf_counter() - t0
     totals = effort.totals()
     summary = {
