@@ -19,7 +19,7 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $@
 
-# train the demo (photos ↔ cartoons, about 2 minutes on 2 CPU cores) into runs/demo-demo
+# train the demo (photos ↔ ink drawings, about 3 minutes on 2 CPU cores) into runs/demo-demo
 demo: $(INSTALLED)
 	$(BIN)/gankit demo
 

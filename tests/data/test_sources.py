@@ -144,3 +144,19 @@ def test_zip_source_errors(tmp_path):
     src = ZipSource(path, ["digits/readme.txt"], 3)
     with pytest.raises(ImageReadError, match="readme.txt"):
         src.load(0)
+
+
+def test_the_ink_drawing_darkens_edges_only_and_keeps_each_pixels_colour():
+    """The demo's domain B: strokes where the luma changes, flat regions untouched, no pixel darkened
+    by more than INK_MAX, and darkening by one factor per pixel (the colour's hue survives)."""
+    from gankit.data.sources import INK_MAX, to_ink_drawing
+
+    photo = np.zeros((40, 40, 3), dtype=np.uint8)
+    photo[:, :20] = (200, 120, 40)
+    photo[:, 20:] = (60, 90, 220)
+    drawing = np.asarray(to_ink_drawing(Image.fromarray(photo))).astype(np.float32)
+    change = 1 - drawing / photo
+    assert np.abs(change[:, :8]).max() < 0.01 and np.abs(change[:, 32:]).max() < 0.01  # flat: untouched
+    assert change[:, 18:22].mean() > 0.5 and change.max() <= INK_MAX + 0.01  # the edge: inked, bounded
+    assert np.allclose(change[:, 19, 0], change[:, 19, 2], atol=0.02)  # one factor for R, G and B
+    assert np.array_equal(drawing, np.asarray(to_ink_drawing(Image.fromarray(photo))))

@@ -268,7 +268,7 @@ def test_cli_argument_errors(tmp_path):
 
 @pytest.mark.parametrize("asked, expected", [(None, 64), (40, 40)])
 def test_the_domain_classifier_reads_the_data_sets_size_unless_asked(shared_data, tmp_path, asked, expected):
-    """The demo's 2 px cartoon outlines vanish at the default 32 px: its data set asks for 64 px, and
+    """The demo's thin ink strokes blur away at the default 32 px: its data set asks for 64 px, and
     ``classifier_size`` (``--classifier-size``) still wins."""
     train, test = load_recipe("demo", None), load_recipe("demo", None, "test")
     assert (test.classifier_size, load_recipe("apple2orange", shared_data, "test").classifier_size) == (64, 32)

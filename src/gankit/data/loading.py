@@ -32,7 +32,7 @@ def domain_pair(config: Any, split: str = "train") -> DomainPair:
     if config.swap:
         pair = dataclasses.replace(
             pair, source_a=pair.source_b, source_b=pair.source_a, channels_a=pair.channels_b,
-            channels_b=pair.channels_a, test_a_truth=None,
+            channels_b=pair.channels_a, test_a_truth=pair.test_b_truth, test_b_truth=pair.test_a_truth,
         )  # fmt: skip
     return pair
 

@@ -310,38 +310,30 @@ def to_gray(img: Image.Image) -> Image.Image:
     return img.convert("L")
 
 
-CARTOON_COLOURS = 8
-CARTOON_LINE_WIDTH = 2
-CARTOON_LINE_SHADE = 0.15
+INK_SIGMA = 1.5
+INK_GAIN = 3.5
+INK_MAX = 0.85
 
 
-def cartoon_lines(img: Image.Image) -> np.ndarray:
-    """Where :func:`to_cartoon` draws its lines: Canny edges (σ 1.5) of the luma of ``img`` after two 5x5
-    median filters, grown to ``CARTOON_LINE_WIDTH`` px. A boolean (H, W) array."""
-    from PIL import ImageFilter
-    from skimage.feature import canny
+def ink_amount(img: Image.Image) -> np.ndarray:
+    """How much ink :func:`to_ink_drawing` puts on each pixel, in [0, ``INK_MAX``]: ``INK_GAIN`` times the
+    gradient magnitude (Sobel) of the luma smoothed by a Gaussian of σ ``INK_SIGMA`` px."""
+    from scipy.ndimage import gaussian_filter, sobel
 
-    smooth = img.convert("RGB").filter(ImageFilter.MedianFilter(5)).filter(ImageFilter.MedianFilter(5))
-    lines = canny(np.asarray(smooth.convert("L"), dtype=np.float64) / 255, sigma=1.5, low_threshold=0.05,
-                  high_threshold=0.12)  # fmt: skip
-    grown = lines.copy()
-    for dy in range(CARTOON_LINE_WIDTH):  # each edge pixel becomes a CARTOON_LINE_WIDTH-px square
-        for dx in range(CARTOON_LINE_WIDTH):
-            grown[dy:, dx:] |= lines[: lines.shape[0] - dy, : lines.shape[1] - dx]
-    return grown
+    luma = np.asarray(img.convert("L"), dtype=np.float32) / 255
+    smooth = gaussian_filter(luma, INK_SIGMA)
+    return np.clip(INK_GAIN * np.hypot(sobel(smooth, 0), sobel(smooth, 1)), 0, INK_MAX)
 
 
-def to_cartoon(img: Image.Image, lines: np.ndarray | None = None) -> Image.Image:
-    """RGB photo → the demo's "cartoon" style: two 5x5 median filters flatten texture, a palette of
-    ``CARTOON_COLOURS`` (median cut refined by 3 k-means passes, no dither) makes flat regions, and
-    :func:`cartoon_lines` (or ``lines``, when already computed) are drawn dark (``CARTOON_LINE_SHADE`` of the
-    colour under them). Deterministic; about 0.3 s of CPU for a 300 x 200 photo."""
-    from PIL import ImageFilter
+def to_ink_drawing(img: Image.Image) -> Image.Image:
+    """RGB photo → the demo's ink-drawing style: each pixel darkened by :func:`ink_amount`, so bold strokes
+    follow the photo's edges and hatching its texture while flat regions keep their colour.
 
-    smooth = img.convert("RGB").filter(ImageFilter.MedianFilter(5)).filter(ImageFilter.MedianFilter(5))
-    flat = smooth.quantize(colors=CARTOON_COLOURS, method=Image.Quantize.MEDIANCUT, kmeans=3,
-                           dither=Image.Dither.NONE)  # fmt: skip
-    out = np.asarray(flat.convert("RGB")).copy()
-    lines = cartoon_lines(img) if lines is None else lines
-    out[lines] = (out[lines] * CARTOON_LINE_SHADE).astype(np.uint8)
-    return Image.fromarray(out)
+    The style is chosen for what cycle-consistent training can learn in minutes: it is a smooth, local
+    function of the photo (a blur, two derivative filters and a product) and keeps nearly all of the
+    photo's information, so neither direction has to discard detail that the cycle loss asks back.
+    A cartoon style that flattens texture into a palette is many-to-one, and its photo → cartoon
+    direction failed in every variant measured (docs/results.md, "Demo"). Deterministic."""
+    rgb = np.asarray(img.convert("RGB"), dtype=np.float32)
+    out = rgb * (1 - ink_amount(img))[..., None]
+    return Image.fromarray(np.round(out).astype(np.uint8))

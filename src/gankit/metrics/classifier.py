@@ -36,6 +36,7 @@ from gankit.data.sources import (
 from gankit.errors import CheckpointError, DataError
 from gankit.io import atomic_write_text, load_safetensors, save_safetensors
 from gankit.nn.classifiers import fit_classifier
+from gankit.runtime import HEAP
 
 RELIABLE_ACCURACY = 0.95
 CACHE_VERSION = 3
@@ -201,8 +202,9 @@ def fit(train_x: torch.Tensor, train_y: torch.Tensor, num_classes: int, config: 
     with torch.random.fork_rng():
         torch.manual_seed(config.seed)
         model = SmallCNN(num_classes, config.width)
-    return fit_classifier(model, train_x, train_y, steps=config.steps, batch_size=config.batch_size, lr=config.lr,
-                          generator=gen, flip=config.flip, to_input=uint8_to_unit)  # fmt: skip
+    with HEAP.reusing_heap():  # same-sized batches: reuse heap blocks rather than fault in fresh mmaps
+        return fit_classifier(model, train_x, train_y, steps=config.steps, batch_size=config.batch_size,
+                              lr=config.lr, generator=gen, flip=config.flip, to_input=uint8_to_unit)  # fmt: skip
 
 
 @torch.no_grad()

@@ -103,7 +103,7 @@ class Direction:
     target_test: ImageSource
     target_indices: np.ndarray
     target_train: ImageSource | None
-    truth: ImageSource | None = None  # true target images of the inputs (colorization)
+    truth: ImageSource | None = None  # true target images of the inputs (colorization, the demo)
 
     @property
     def target_letter(self) -> str:
@@ -374,7 +374,8 @@ class DomainBlock(MetricBlock):
 
 @metric_block
 class TruthBlock(MetricBlock):
-    """PSNR/SSIM of A→B translations against the true target images (CIFAR colorization), beside the
+    """PSNR/SSIM of translations against the true target images where a data set has them (CIFAR
+    colorization a→b; the demo's held-out crops, drawn and photographed, both ways), beside the
     untranslated input's (the floor)."""
 
     priority = 2
@@ -385,7 +386,7 @@ class TruthBlock(MetricBlock):
 
     def __init__(self, ctx):
         super().__init__(ctx)
-        self.scores: dict[str, list] = {"psnr": [], "ssim": [], "psnr_floor": [], "ssim_floor": []}
+        self.scores: dict[str, dict[str, list]] = {}
 
     def update(self, batch):
         d = batch.direction
@@ -393,25 +394,25 @@ class TruthBlock(MetricBlock):
             return
         truth = to_unit_rgb(next(stream(d.truth, d.indices[batch.positions], self.ctx.size, len(batch.positions))))
         out, inp = to_unit_rgb(batch.fake), to_unit_rgb(batch.real)
+        scores = self.scores.setdefault(d.name, {"psnr": [], "ssim": [], "psnr_floor": [], "ssim_floor": []})
         if out.shape != truth.shape:
             return
-        self.scores["psnr"].append(psnr(out, truth).numpy())
-        self.scores["ssim"].append(ssim(out, truth).numpy())
-        self.scores["psnr_floor"].append(psnr(inp, truth).numpy())
-        self.scores["ssim_floor"].append(ssim(inp, truth).numpy())
+        scores["psnr"].append(psnr(out, truth).numpy())
+        scores["ssim"].append(ssim(out, truth).numpy())
+        scores["psnr_floor"].append(psnr(inp, truth).numpy())
+        scores["ssim_floor"].append(ssim(inp, truth).numpy())
 
     def finish(self):
-        if not self.scores["psnr"]:
-            self.ctx.notes.append("translations and true images differ in shape: no PSNR/SSIM")
-            return
-        v = {k: np.concatenate(s) for k, s in self.scores.items()}
         m = self.ctx.metrics
-        m["psnr_a2b"], m["ssim_a2b"] = float(np.minimum(v["psnr"], 100).mean()), float(v["ssim"].mean())
-        m["psnr_floor_a2b"], m["ssim_floor_a2b"] = (
-            float(np.minimum(v["psnr_floor"], 100).mean()),
-            float(v["ssim_floor"].mean()),
-        )
-        self.ctx.score_for_grids("a2b", v["psnr"], "PSNR", self.priority)
+        for name, scores in self.scores.items():
+            if not scores["psnr"]:
+                self.ctx.notes.append(f"{name}: translations and true images differ in shape: no PSNR/SSIM")
+                continue
+            v = {k: np.concatenate(s) for k, s in scores.items()}
+            m[f"psnr_{name}"], m[f"ssim_{name}"] = float(np.minimum(v["psnr"], 100).mean()), float(v["ssim"].mean())
+            m[f"psnr_floor_{name}"] = float(np.minimum(v["psnr_floor"], 100).mean())
+            m[f"ssim_floor_{name}"] = float(v["ssim_floor"].mean())
+            self.ctx.score_for_grids(name, v["psnr"], "PSNR", self.priority)
 
 
 DIVERSITY_SAMPLES = 5
@@ -653,7 +654,7 @@ def directions_of(model, test: DomainPair, train: DomainPair | None, max_images:
         back = {"a2b": "b2a", "b2a": "a2b"}[name]
         out.append(Direction(name, back if back in have else None, src, choose(len(src), max_images), tgt,
                              choose(len(tgt), max_images), tgt_train,
-                             test.test_a_truth if name == "a2b" else None))  # fmt: skip
+                             test.test_a_truth if name == "a2b" else test.test_b_truth))  # fmt: skip
     return out
 
 
