@@ -51,11 +51,14 @@ def test_collapsed_generator_is_precise_but_has_low_recall():
 
 
 def test_chunked_equals_unchunked():
+    """Equal up to float rounding: torch.cdist computes distances directly for a few rows and through a
+    matrix product for many, whose last bits may differ (seen in one worker after other tests had changed
+    the allocator's mmap threshold, and so the buffers' alignment)."""
     real, fake = _gauss(70, seed=5), _gauss(55, seed=6, shift=0.7)
     whole = precision_recall(real, fake, k=3, chunk_size=10_000)
     assert 0 < whole.precision < 1 and 0 < whole.recall < 1
     assert precision_recall(real, fake, k=3, chunk_size=7) == whole
-    assert torch.equal(knn_radii(real, 3, chunk_size=4), knn_radii(real, 3, chunk_size=1000))
+    torch.testing.assert_close(knn_radii(real, 3, chunk_size=4), knn_radii(real, 3, chunk_size=1000))
     r = knn_radii(real)
     assert torch.equal(manifold_membership(fake, real, r, 3), manifold_membership(fake, real, r, 1000))
 

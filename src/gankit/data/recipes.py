@@ -215,7 +215,7 @@ def demo_crops(box: Box, stride: int, crop: int = DEMO_CROP) -> list[Box]:
             for r in range(rows) for c in range(cols)]  # fmt: skip
 
 
-def _drawn(change: np.ndarray, box: Box) -> bool:
+def _changes_enough(change: np.ndarray, box: Box) -> bool:
     return bool(change[box[1] : box[3], box[0] : box[2]].mean() >= DEMO_MIN_CHANGE)
 
 
@@ -230,12 +230,12 @@ def _demo(root, split, on_bad) -> DomainPair:
         if split == "train":
             for box, image, out, names, which in ((band_a, photo, a, names_a, "a"), (band_b, drawing, b, names_b, "b")):
                 for k, crop in enumerate(demo_crops(box, DEMO_TRAIN_STRIDE)):
-                    if _drawn(change, crop):
+                    if _changes_enough(change, crop):
                         out.append(image.crop(crop))
                         names.append(f"{stem}-band{which}-{k:03d}")
         else:
             for k, crop in enumerate(demo_crops(band_test, DEMO_CROP)):
-                if _drawn(change, crop):
+                if _changes_enough(change, crop):
                     a.append(photo.crop(crop))
                     b.append(drawing.crop(crop))
                     names_a.append(f"{stem}-{k:02d}")
