@@ -4,6 +4,7 @@ inference alike)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
 
@@ -75,7 +76,8 @@ class HeapPolicy:
     case: with a low fixed threshold every activation is a fresh mmap whose pages fault in again (the
     64 px domain classifier of the demo spent 61 of its 115 CPU-s in the kernel, 13 of 65 without), so
     :meth:`reusing_heap` serves allocations up to ``MMAP_THRESHOLD_MAX`` from the heap while it runs.
-    One instance per process (:data:`HEAP`), because the setting it mirrors is per process."""
+    Evaluators call ``HEAP.bound()`` first. One instance per process (:data:`HEAP`), because the setting
+    it mirrors is per process."""
 
     def __init__(self):
         self.threshold: int | None = None
@@ -100,25 +102,25 @@ class HeapPolicy:
             _set_mmap_threshold(self.threshold)
 
 
-def _set_mmap_threshold(threshold: int) -> bool:
+@functools.cache
+def _libc():
+    """glibc, or None elsewhere; looked up once (``find_library`` runs ``ldconfig`` in a subprocess)."""
     import ctypes
     import ctypes.util
 
     name = ctypes.util.find_library("c")
-    if not name:
-        return False
     try:
-        return bool(ctypes.CDLL(name).mallopt(M_MMAP_THRESHOLD, threshold))
-    except (OSError, AttributeError):
-        return False
+        return ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+
+
+def _set_mmap_threshold(threshold: int) -> bool:
+    libc = _libc()
+    return bool(libc is not None and hasattr(libc, "mallopt") and libc.mallopt(M_MMAP_THRESHOLD, threshold))
 
 
 HEAP = HeapPolicy()
-
-
-def bound_heap_growth(threshold: int = 128 * 1024) -> bool:
-    """Fix this process's mmap threshold (:meth:`HeapPolicy.bound`): what an evaluator calls first."""
-    return HEAP.bound(threshold)
 
 
 def available_memory() -> int:

@@ -43,7 +43,7 @@ from gankit.metrics.inception import InceptionExtractor, inception_score
 from gankit.metrics.registry import TRANSLATOR, EvalRequest, register_evaluator
 from gankit.metrics.report import DESCRIPTIONS, Report, format_table, write_report
 from gankit.metrics.translation import choose, classifier_info, distances, evaluate_model, stream, to_unit_rgb
-from gankit.runtime import bound_heap_growth
+from gankit.runtime import HEAP
 
 __all__ = ["DESCRIPTIONS", "Report", "evaluate_folders", "evaluate_model", "evaluate_translator", "finish_report",
            "format_table", "register_report_evaluator", "write_report"]  # fmt: skip
@@ -116,7 +116,7 @@ def evaluate_folders(
     target share (with a trained domain ``classifier``; the fakes should be domain B), and PSNR/SSIM
     over files with the same name stem in both folders. Images are streamed in batches: memory grows
     with the number of images times the feature size, not with their pixels."""
-    bound_heap_growth()
+    HEAP.bound()
     rep = Report()
     m, notes = rep.metrics, rep.notes
     real_paths, fake_paths = list_images(real_dir), list_images(fake_dir)

@@ -46,7 +46,7 @@ from gankit.metrics.image_quality import psnr, ssim
 from gankit.metrics.inception import InceptionExtractor, inception_score
 from gankit.metrics.precision_recall import bootstrap_interval, knn_radii, manifold_membership, precision_recall
 from gankit.metrics.report import Report, write_report
-from gankit.runtime import bound_heap_growth
+from gankit.runtime import HEAP
 
 GRID_CASES = 4
 BATCH = 16
@@ -680,7 +680,7 @@ def evaluate_model(
     ``out_dir/report.json`` and ``report.html``, return the metrics. ``train_pair`` (the train split) is
     needed for the classifier metrics; without it they are absent, with a note. The domain classifier reads
     images at ``classifier_size`` px, by default the data set's choice (``test_pair.classifier_size``)."""
-    bound_heap_growth()
+    HEAP.bound()
     device = torch.device(device)
     model.eval()
     size = size or getattr(model, "image_size", None) or model.config.size
