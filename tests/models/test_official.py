@@ -184,9 +184,11 @@ def test_cyclegan_load_official_matches_reference(tmp_path, variant):
     path_b = _save_variant(_resnet_state(ref_b, variant, 4), variant, tmp_path / "latest_net_G_B.pth")
     model = CycleGAN.load_official(path_a, path_b, ngf=8)
     x = torch.rand(2, 3, 32, 40) * 2 - 1
-    with torch.no_grad():  # 1e-4: tuned convs may run as Winograd/FFT or column taps (other rounding)
-        torch.testing.assert_close(model.generator("a2b")(x), ref_a(x), atol=1e-4, rtol=0)
-        torch.testing.assert_close(model.generator("b2a")(x), ref_b(x), atol=1e-4, rtol=0)
+    # tuned convs pick Winograd/FFT/column taps by timing (other rounding, amplified by 9 blocks);
+    # a wrong or misplaced weight moves the tanh output by 0.1 or more
+    with torch.no_grad():
+        torch.testing.assert_close(model.generator("a2b")(x), ref_a(x), atol=1e-3, rtol=0)
+        torch.testing.assert_close(model.generator("b2a")(x), ref_b(x), atol=1e-3, rtol=0)
     tune_convolutions(model, None)  # PyTorch's own convs: the reference's arithmetic
     with torch.no_grad():
         torch.testing.assert_close(model.generator("a2b")(x), ref_a(x), atol=1e-5, rtol=0)
