@@ -76,6 +76,7 @@ def cli_run(shared_data, tmp_path_factory):
         tmp / "cache",
         "--classifier-steps",
         STEPS,
+        "--feature-adaptation",
     )
     return SimpleNamespace(args=args, rc=None, out=out, cache=tmp / "cache", tmp=tmp, run=lambda: run_eval(args))
 
@@ -89,6 +90,7 @@ def report(cli_run):
 
 def test_cli_writes_report(report, cli_run, capsys):
     m = report["metrics"]
+    assert any(n.startswith("--feature-adaptation: measured only on labelled digit") for n in report["notes"])
     for k in REQUIRED:
         assert k in m and m[k] is not None, k
     for k in ("success_a2b", "success_b2a", "floor_a2b", "floor_b2a"):

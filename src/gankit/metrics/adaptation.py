@@ -8,7 +8,15 @@ with the source labels, and test it on the target's real test split. Beside it:
 
 The three classifiers share one architecture and recipe (:data:`ADAPTATION_CLASSIFIER`, the judge's
 family, trained on whole splits); only the training images differ. A translator that returned target
-images of the right label would score the oracle."""
+images of the right label would score the oracle.
+
+With ``--feature-adaptation`` (CyCADA's feature level, eq. 5) the classifier is also trained to make its
+features of the unlabelled target train split indistinguishable from those of its training images
+(:func:`gankit.nn.classifiers.fit_classifier` with target images):
+
+- ``feature_adaptation_accuracy_D``: on the translations (pixel- and feature-level: CyCADA's full model);
+- ``feature_only_accuracy_D``: on the untranslated source (feature level alone: what the translator adds
+  beyond it is the difference)."""
 
 from __future__ import annotations
 
@@ -37,6 +45,9 @@ DESCRIPTIONS = {
     "source_only_accuracy": "the same classifier trained on the untranslated source train split, tested on "
     "the target's test split: the floor a useful translator beats",
     "oracle_accuracy": "the same classifier trained on the target's own labelled train split: the ceiling",
+    "feature_adaptation_accuracy": "adaptation accuracy with the classifier's features also aligned to the "
+    "unlabelled target train split (CyCADA pixel + feature level)",
+    "feature_only_accuracy": "the untranslated source with the same feature alignment (feature level alone)",
 }
 
 
@@ -55,9 +66,11 @@ def adaptation_accuracy(
     test_images: torch.Tensor,
     test_labels: torch.Tensor,
     config: ClassifierConfig = ADAPTATION_CLASSIFIER,
+    target_images: torch.Tensor | None = None,
 ) -> float:
-    """Accuracy on (test images, labels) of the recipe's classifier trained on (train images, labels)."""
-    return accuracy(fit(train_images, train_labels, 10, config), test_images, test_labels)
+    """Accuracy on (test images, labels) of the recipe's classifier trained on (train images, labels),
+    its features aligned to unlabelled ``target_images`` when given."""
+    return accuracy(fit(train_images, train_labels, 10, config, target_images), test_images, test_labels)
 
 
 @metric_block
@@ -89,10 +102,21 @@ class AdaptationBlock(MetricBlock):
             fake = translated_split(ctx.model, d.name, source_train, ctx.size, indices, s, ctx.device)
             labels = torch.from_numpy(np.asarray(source_train.labels, dtype=np.int64)[indices])
             m[f"adaptation_accuracy_{d.name}"] = adaptation_accuracy(fake, labels, target_x, target_y, cfg)
+            if ctx.feature_adaptation:
+                ctx.log(f"adaptation: the same with features aligned to the {d.target_letter.upper()} train split, "
+                        "on the translations and on the untranslated source")  # fmt: skip
+                unlabelled = load_uint8(d.target_train, s)
+                m[f"feature_adaptation_accuracy_{d.name}"] = adaptation_accuracy(fake, labels, target_x, target_y,
+                                                                                 cfg, unlabelled)  # fmt: skip
+                m[f"feature_only_accuracy_{d.name}"] = adaptation_accuracy(load_uint8(source_train, s, indices),
+                                                                           labels, target_x, target_y, cfg,
+                                                                           unlabelled)  # fmt: skip
             if len(indices) < len(source_train):
                 ctx.notes.append(f"adaptation_accuracy_{d.name}: trained on {len(indices)} of the "
                                  f"{len(source_train)} source train images (--adaptation-images)")  # fmt: skip
         for name, text in DESCRIPTIONS.items():
+            if name.startswith("feature") and not ctx.feature_adaptation:
+                continue
             for d in ctx.directions:
                 key = f"oracle_accuracy_{d.target_letter}" if name == "oracle_accuracy" else f"{name}_{d.name}"
                 ctx.report.descriptions[key] = text

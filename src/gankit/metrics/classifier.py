@@ -195,16 +195,19 @@ def _subsample(n: int, cap: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(n, cap, replace=False)) if n > cap else np.arange(n)
 
 
-def fit(train_x: torch.Tensor, train_y: torch.Tensor, num_classes: int, config: ClassifierConfig) -> SmallCNN:
+def fit(train_x: torch.Tensor, train_y: torch.Tensor, num_classes: int, config: ClassifierConfig,
+        target_x: torch.Tensor | None = None) -> SmallCNN:  # fmt: skip
     """Train a :class:`SmallCNN` on uint8 images with the project's classifier recipe
-    (:func:`gankit.nn.classifiers.fit_classifier`) and a fixed seed."""
+    (:func:`gankit.nn.classifiers.fit_classifier`) and a fixed seed; with unlabelled uint8 ``target_x``,
+    its features are aligned to the target domain's (feature-level adaptation)."""
     gen = torch.Generator().manual_seed(config.seed)
     with torch.random.fork_rng():
         torch.manual_seed(config.seed)
         model = SmallCNN(num_classes, config.width)
     with HEAP.reusing_heap():  # same-sized batches: reuse heap blocks rather than fault in fresh mmaps
         return fit_classifier(model, train_x, train_y, steps=config.steps, batch_size=config.batch_size,
-                              lr=config.lr, generator=gen, flip=config.flip, to_input=uint8_to_unit)  # fmt: skip
+                              lr=config.lr, generator=gen, flip=config.flip, to_input=uint8_to_unit,
+                              target_images=target_x)  # fmt: skip
 
 
 @torch.no_grad()

@@ -44,6 +44,13 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         metavar="N",
         help="digit runs: translate N source train images for adaptation accuracy (default: all)",
     )
+    p.add_argument(
+        "--feature-adaptation",
+        action="store_true",
+        help="digit runs: also report feature_adaptation_accuracy_* (the adaptation classifier's features aligned "
+        "to the unlabelled target train split, CyCADA's feature level) and feature_only_accuracy_* (the same "
+        "on the untranslated source)",
+    )
     p.add_argument("--device", default="auto", help="cpu, cuda, … or auto")
     p.add_argument(
         "--classifier-size",
@@ -125,7 +132,7 @@ def run_eval(args: argparse.Namespace) -> int:
             out=Path(args.out), device=device, cache_dir=cache_dir, model_name=str(args.model),
             data_root=args.data_root, dataset=args.dataset, test_a=args.test_a, test_b=args.test_b,
             train_a=args.train_a, train_b=args.train_b, size=args.size, max_images=args.max_images,
-            adaptation_images=args.adaptation_images,
+            adaptation_images=args.adaptation_images, feature_adaptation=args.feature_adaptation,
             inception_weights=args.inception_weights, classifier_config=cfg,
             classifier_size=args.classifier_size, log=_log,
         )  # fmt: skip

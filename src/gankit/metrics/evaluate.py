@@ -77,7 +77,8 @@ def evaluate_translator(model, request: EvalRequest) -> dict[str, Any]:
     return evaluate_model(model, test, request.out, train, request.size, request.max_images, request.device,
                           request.cache_dir, request.inception_weights, request.classifier_config, log=request.log,
                           classifier_size=request.classifier_size,
-                          model_name=request.model_name, adaptation_images=request.adaptation_images)  # fmt: skip
+                          model_name=request.model_name, adaptation_images=request.adaptation_images,
+                          feature_adaptation=request.feature_adaptation)  # fmt: skip
 
 
 def register_report_evaluator(kind: str, evaluate) -> None:

@@ -137,6 +137,7 @@ class EvalContext:
     report: Report
     directions: list[Direction] = field(default_factory=list)
     adaptation_images: int | None = None  # source train images translated for adaptation accuracy (None: all)
+    feature_adaptation: bool = False  # also align the adaptation classifiers' features to the target's
     grid_scores: dict[str, tuple[np.ndarray, str]] = field(default_factory=dict)
     domain_classifier: TrainedClassifier | None = None  # set by DomainBlock, shared with later blocks
 
@@ -675,6 +676,7 @@ def evaluate_model(
     model_name: str = "",
     adaptation_images: int | None = None,
     classifier_size: int | None = None,
+    feature_adaptation: bool = False,
 ) -> dict[str, Any]:
     """Score a translator (``generator(d)``, ``channels(d)``, ``directions``) on ``test_pair``, write
     ``out_dir/report.json`` and ``report.html``, return the metrics. ``train_pair`` (the train split) is
@@ -694,6 +696,7 @@ def evaluate_model(
                       classifier_config, inception, log, rep)  # fmt: skip
     ctx.directions = directions_of(model, test_pair, train_pair, max_images)
     ctx.adaptation_images = adaptation_images
+    ctx.feature_adaptation = feature_adaptation
     rep.info.update(model=model_name, dataset=test_pair.name, size=size, device=str(device),
                     **{f"test_images_{d.name[0]}": len(d.indices) for d in ctx.directions})  # fmt: skip
     rep.metrics["classifier_test_accuracy"] = None  # every standard key is present, None when not measured
@@ -712,6 +715,8 @@ def evaluate_model(
                 block.update(batch)
     for block in blocks:
         block.finish()
+    if feature_adaptation and not any(k.startswith("feature_adaptation_accuracy") for k in rep.metrics):
+        ctx.notes.append("--feature-adaptation: measured only on labelled digit pairs; not measured here")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for d in ctx.directions:
