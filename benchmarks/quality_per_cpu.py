@@ -103,6 +103,8 @@ def main() -> None:
         help="evaluate every N-th checkpoint interval (and the last step) to save evaluation time",
     )
     p.add_argument("--grid", type=Path, default=REPO / "docs" / "img" / "quality_per_cpu.png")
+    p.add_argument("--grid-runs", type=Path, nargs="+", default=None,
+                   help="runs whose final models the grid shows (default: RUN …)")  # fmt: skip
     p.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results-quality-per-cpu.json")
     args = p.parse_args()
     rows, floors = [], {}
@@ -120,7 +122,8 @@ def main() -> None:
               f"{r['precision_a2b']:.2f} | {r['recall_a2b']:.2f} | {r['fid_cls_a2b']:.1f} | {r['kid_cls_a2b']:.2f} | "
               f"{r['content_a2b']:.2f} | {'' if fid is None else f'{fid:.1f}'}")  # fmt: skip
     print("floors:", json.dumps(floors))
-    side_by_side([run for run in args.runs if (run / "model.safetensors").is_file()], args.data_root, args.grid)
+    grid_runs = args.grid_runs or args.runs
+    side_by_side([run for run in grid_runs if (run / "model.safetensors").is_file()], args.data_root, args.grid)
     result = {"rows": rows, "floors": floors, "grid": str(args.grid.relative_to(REPO)) if args.grid.is_relative_to(REPO)
               else str(args.grid), "machine": platform.processor() or platform.machine(),
               "torch": torch.__version__}  # fmt: skip

@@ -42,7 +42,7 @@ def feature_discriminator(feature_dim: int, hidden: int = 500) -> nn.Sequential:
 
 
 def alignment_ramp(progress: float) -> float:
-    """DANN's schedule for the adversarial weight (Ganin et al. 2016, §5.2.2): 2 / (1 + exp(−10 p)) − 1,
+    """DANN's schedule for the adversarial weight (Ganin et al., JMLR 2016): 2 / (1 + exp(−10 p)) − 1,
     0 at the start and ~1 after half of the run, so the features are aligned once they classify."""
     return 2.0 / (1.0 + math.exp(-10.0 * progress)) - 1.0
 
@@ -71,7 +71,9 @@ def fit_classifier(
     CyCADA's feature-level adaptation does (Hoffman et al. 2018, eq. 5, L_GAN(f_T, D_feat)): a
     :func:`feature_discriminator` learns to tell source features from target features, and the
     classifier is trained to make target features look like source ones (inverted labels), weighted
-    by ``align_weight`` × :func:`alignment_ramp`. Both domains share each batch (batch norm sees both).
+    by ``align_weight`` × :func:`alignment_ramp`; the discriminator takes Adam at a tenth of the
+    learning rate with β1 0.5, so that it does not overpower the classifier before the features
+    classify. Both domains share each batch (batch norm sees both).
     The model needs ``features(x)`` and ``head``. No target label is read."""
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.15)
