@@ -84,6 +84,13 @@ class AdaptationBlock(MetricBlock):
         ctx, m = self.ctx, self.ctx.metrics
         cfg = ADAPTATION_CLASSIFIER
         s = cfg.image_size
+        loaded: dict[int, torch.Tensor] = {}
+
+        def whole(source: ImageSource) -> torch.Tensor:  # a2b's unlabelled target is b2a's source: load once
+            if id(source) not in loaded:
+                loaded[id(source)] = load_uint8(source, s)
+            return loaded[id(source)]
+
         for d in ctx.directions:
             source_train = ctx.train.source_a if d.name == "a2b" else ctx.train.source_b
             source_test = ctx.test.source_a if d.name == "a2b" else ctx.test.source_b
@@ -105,11 +112,11 @@ class AdaptationBlock(MetricBlock):
             if ctx.feature_adaptation:
                 ctx.log(f"adaptation: the same with features aligned to the {d.target_letter.upper()} train split, "
                         "on the translations and on the untranslated source")  # fmt: skip
-                unlabelled = load_uint8(d.target_train, s)
+                unlabelled = whole(d.target_train)
                 m[f"feature_adaptation_accuracy_{d.name}"] = adaptation_accuracy(fake, labels, target_x, target_y,
                                                                                  cfg, unlabelled)  # fmt: skip
-                m[f"feature_only_accuracy_{d.name}"] = adaptation_accuracy(load_uint8(source_train, s, indices),
-                                                                           labels, target_x, target_y, cfg,
+                m[f"feature_only_accuracy_{d.name}"] = adaptation_accuracy(whole(source_train)[indices], labels,
+                                                                           target_x, target_y, cfg,
                                                                            unlabelled)  # fmt: skip
             if len(indices) < len(source_train):
                 ctx.notes.append(f"adaptation_accuracy_{d.name}: trained on {len(indices)} of the "
