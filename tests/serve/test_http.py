@@ -166,6 +166,41 @@ def test_no_server_file_named_by_a_client_is_opened(live, apple):
     assert live.state.queue.served == served  # nothing reached the model
 
 
+def test_no_url_named_by_a_client_is_fetched(live, apple):
+    """Gradio's REST call naming an input by http URL instead of an upload (a request the client would
+    aim from the server's network; Gradio downloads such files into its cache) is refused before Gradio
+    sees it, and the URL is never requested."""
+    import http.server
+
+    hits: list[str] = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.end_headers()
+            self.wfile.write(apple.read_bytes())
+
+        def log_message(self, *args):
+            pass
+
+    target = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=target.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{target.server_address[1]}/apple.png"
+        served = live.state.queue.served
+        for file_data in ({"path": url, "url": url}, {"path": url}, {"path": url.replace("http", "HTTPS", 1)}):
+            payload = {"data": ["a2o", {**file_data, "meta": {"_type": "gradio.FileData"}}, "a2b", False]}
+            for call in ("call/translate", "queue/join"):
+                assert_error(requests.post(f"{live.url}/gradio_api/{call}", json=payload, timeout=10), 400,
+                             "must be uploaded", "URL")  # fmt: skip
+        assert hits == [] and live.state.queue.served == served
+        assert requests.get(f"{live.url}/healthz", timeout=10).status_code == 200
+    finally:
+        target.shutdown()
+
+
 TOKEN = "s3cret-token-for-tests"
 
 

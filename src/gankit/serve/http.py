@@ -41,10 +41,25 @@ async def send_json_error(send: Callable[[dict], Awaitable[None]], status: int, 
     await send({"type": "http.response.body", "body": body})
 
 
+def names_a_url(payload: Any) -> bool:
+    """Whether a Gradio call names an input file by an http(s) address: Gradio would download it into
+    its cache on the server's behalf (a request the client aims from the server's network). Uploaded
+    files are named by their upload path; the ``url`` beside it is only the page's link to that file."""
+    if isinstance(payload, dict):
+        path = payload.get("path")
+        if isinstance(path, str) and path.strip().lower().startswith(("http://", "https://", "//")):
+            return True
+        return any(names_a_url(v) for v in payload.values())
+    if isinstance(payload, list):
+        return any(names_a_url(v) for v in payload)
+    return False
+
+
 class Guard:
     """ASGI middleware in front of the page, the Gradio API and the HTTP API alike: refuses bodies over
     the upload limit by their declared length before reading them, and, when the server has an access
-    token, every request without it (except ``/healthz``).
+    token, every request without it (except ``/healthz``). JSON calls to the page's API that name an
+    input file by URL are refused: the server fetches nothing a client names (:func:`names_a_url`).
 
     The token may come as ``Authorization: Bearer TOKEN`` (API clients), a cookie, or ``?token=TOKEN``
     on the page's address: the page is then reloaded without it in the address bar, with the cookie
@@ -92,7 +107,44 @@ class Guard:
                 limit = self.body_limit - FORM_OVERHEAD
                 return await send_json_error(send, 413, f"request body of {int(length):,} bytes is over the upload "
                                              f"limit of {limit:,} bytes (--max-upload-mb)")  # fmt: skip
+            if scope["method"] == "POST" and headers_json(scope):
+                return await self._json_call(scope, receive, send)
         return await self.app(scope, receive, send)
+
+    async def _json_call(self, scope, receive, send) -> None:
+        """Reads a JSON body (within the upload limit), refuses it if it names a file by URL, else hands
+        the same bytes on."""
+        chunks, total, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            total += len(chunk)
+            if total > self.body_limit:
+                limit = self.body_limit - FORM_OVERHEAD
+                return await send_json_error(send, 413, f"request body is over the upload limit of {limit:,} bytes "
+                                             "(--max-upload-mb)")  # fmt: skip
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        try:
+            payload = json.loads(body) if body else None
+        except ValueError:
+            payload = None  # not JSON after all: the route answers it as it would
+        if names_a_url(payload):
+            return await send_json_error(send, 400, "input files must be uploaded: the server does not fetch a URL "
+                                         "a client names")  # fmt: skip
+        sent = False
+
+        async def replay():
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return await self.app(scope, replay, send)
 
     async def _redirect_with_cookie(self, scope, send) -> None:
         rest = [(k, v) for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1")) if k != "token"]
@@ -102,6 +154,10 @@ class Guard:
                     "headers": [(b"location", location.encode()), (b"set-cookie", cookie.encode()),
                                 (b"content-length", b"0")]})  # fmt: skip
         await send({"type": "http.response.body", "body": b""})
+
+
+def headers_json(scope) -> bool:
+    return dict(scope.get("headers", [])).get(b"content-type", b"").split(b";")[0].strip() == b"application/json"
 
 
 async def read_body(request: Request, limit: int) -> bytes:
