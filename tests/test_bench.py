@@ -5,6 +5,7 @@ import sys
 import pytest
 
 from gankit.bench import bench_infer, bench_train, format_rows
+from gankit.errors import ConfigError
 
 
 def test_train_bench_counts_flops_linear_in_batch():
@@ -18,6 +19,10 @@ def test_train_bench_counts_flops_linear_in_batch():
         "forward", "input_grad", "weight_grad"}  # fmt: skip
     plain = bench_train(size=32, blocks=1, ngf=4, iters=1, warmup=0, device="cpu", conv_algorithms="plain")
     assert plain["conv_choices"] == [] and plain["tflop_per_iter"] == pytest.approx(one["tflop_per_iter"])
+    glibc = bench_train(size=32, blocks=1, ngf=4, iters=1, warmup=1, device="cpu", heap="glibc")
+    assert one["heap"] == "training" and glibc["heap"] == "glibc" and glibc["tflop_per_iter"] > 0
+    with pytest.raises(ConfigError, match="--heap"):
+        bench_train(size=32, blocks=1, ngf=4, iters=1, warmup=0, device="cpu", heap="jemalloc")
 
 
 def test_infer_bench_and_cli_json():

@@ -5,6 +5,7 @@ warm-up; CUDA timings synchronize."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import resource
@@ -19,7 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from gankit.errors import ConfigError, GankitError
 from gankit.inference.translate import translate_tensor
 from gankit.models.cyclegan import CycleGANNetworks, cyclegan_config
-from gankit.runtime import resolve_device
+from gankit.runtime import HEAP, resolve_device
 
 
 def _sync(device: torch.device) -> None:
@@ -109,14 +110,16 @@ def translation_config(model: str, **fields: Any):
 def bench_train(
     *, model: str = "cyclegan", size: int = 128, generator: str | None = None, blocks: int | None = None,
     batch_size: int = 1, iters: int = 5, warmup: int = 2, device: str = "auto", amp: str = "off",
-    ngf: int | None = None, compile: bool = False, conv_algorithms: str = "tuned",
+    ngf: int | None = None, compile: bool = False, conv_algorithms: str = "tuned", heap: str = "training",
 ) -> dict[str, Any]:  # fmt: skip
     """One full training iteration of a translation model (its discriminator and generator updates)
     in its default configuration (CycleGAN: LSGAN, identity 0.5, pool 50; CUT/FastCUT: PatchNCE over
     five layers, antialiased sampling) on random 3-channel images; ``generator``/``blocks``/``ngf``
     override the defaults. With ``compile`` the warm-up includes torch.compile's compilation (give it
     ≥ 1 warm-up iteration); the tuned convolutions time their candidates during the first (untimed)
-    iteration. FLOPs are counted on one more iteration through PyTorch's own convolutions."""
+    iteration. FLOPs are counted on one more iteration through PyTorch's own convolutions. ``heap``
+    "training" times the steps under the allocator policy of ``gankit train``
+    (:meth:`~gankit.runtime.HeapPolicy.for_training`), "glibc" under glibc's defaults."""
     dev = resolve_device(device)
     config = translation_config(model, size=size, generator=generator, blocks=blocks, ngf=ngf,
                                 batch_size=batch_size, device=str(dev), amp=amp, compile=compile,
@@ -125,17 +128,22 @@ def bench_train(
     run = steps.run
     a = torch.randn(batch_size, 3, size, size, device=dev)
     b = torch.randn(batch_size, 3, size, size, device=dev)
-    times = time_call(lambda: steps.train_step(a, b), iters, warmup, dev)
-    peak = peak_rss_mb()
-    with run.reference_passes(), FlopCounterMode(display=False) as counter:
+    if heap not in ("training", "glibc"):
+        raise ConfigError(f"--heap {heap}: expected training or glibc")
+    if warmup > 0:  # the first step tunes the convolutions, outside the kept heap (as in gankit train)
         steps.train_step(a, b)
+    with HEAP.for_training() if heap == "training" else contextlib.nullcontext():
+        times = time_call(lambda: steps.train_step(a, b), iters, max(warmup - 1, 0), dev)
+        peak = peak_rss_mb()
+        with run.reference_passes(), FlopCounterMode(display=False) as counter:
+            steps.train_step(a, b)
     flops = counter.get_total_flops()
     s = statistics.median(times)
     tuner = getattr(run, "conv_tuner", None)
     return {
         "bench": "train", "model": model, "size": size, "generator": config.generator, "blocks": config.blocks,
         "batch_size": batch_size, "amp": amp, "dtype": str(run.precision.dtype or torch.float32).removeprefix("torch."),
-        "memory_format": "NCHW (contiguous)", "compile": compile, "conv_algorithms": conv_algorithms,
+        "memory_format": "NCHW (contiguous)", "compile": compile, "conv_algorithms": conv_algorithms, "heap": heap,
         "conv_choices": tuner.summary() if tuner else [],
         "s_per_iter": s, "s_min": min(times), "s_max": max(times), "iters_per_s": 1 / s,
         "images_per_s": 2 * batch_size / s, "tflop_per_iter": flops / 1e12, "gflops": flops / s / 1e9,

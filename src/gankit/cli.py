@@ -125,6 +125,9 @@ def _add_bench_parser(sub) -> None:
 
     p.add_argument("--conv-algorithms", default="tuned", choices=CONV_ALGORITHMS,
                    help="train: CPU convolution algorithms (see `gankit train --help`)")  # fmt: skip
+    p.add_argument("--heap", default="training", choices=("training", "glibc"),
+                   help="train: the allocator policy of `gankit train` (training: no mmap, freed memory kept; "
+                   "glibc: its defaults, for comparison)")  # fmt: skip
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--nproc", type=int, nargs="+", default=None,
@@ -403,7 +406,8 @@ def cmd_bench(args) -> int:
                     row = bench_train(model=model, size=size, generator=args.generator, blocks=args.blocks,
                                       ngf=args.ngf, batch_size=args.batch_size, iters=args.iters,
                                       warmup=args.warmup, device=args.device, amp=args.amp,
-                                      compile=args.compile, conv_algorithms=args.conv_algorithms)  # fmt: skip
+                                      compile=args.compile, conv_algorithms=args.conv_algorithms,
+                                      heap=args.heap)  # fmt: skip
                 rows.append(row)
                 if args.json:
                     print(json.dumps(row), flush=True)
@@ -429,7 +433,8 @@ def cmd_bench(args) -> int:
 def _bench_train_flags(args) -> list[str]:
     """The ``gankit bench train`` flags of ``args`` that a child process measuring one model needs."""
     flags = ["--batch-size", str(args.batch_size), "--iters", str(args.iters), "--warmup", str(args.warmup),
-             "--amp", args.amp, "--conv-algorithms", args.conv_algorithms, "--device", args.device]  # fmt: skip
+             "--amp", args.amp, "--conv-algorithms", args.conv_algorithms, "--device", args.device,
+             "--heap", args.heap]  # fmt: skip
     for name in ("generator", "blocks", "ngf", "threads"):
         if getattr(args, name) is not None:
             flags += [f"--{name}", str(getattr(args, name))]

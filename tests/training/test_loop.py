@@ -290,3 +290,25 @@ def test_the_kind_is_that_of_the_config_class_and_unique(tmp_path):
 
     with pytest.raises(GankitError, match="registered twice"):
         register(Impostor)
+
+
+def test_steps_after_the_first_run_under_the_training_heap_policy(tmp_path, monkeypatch):
+    """The first step tunes convolutions (temporaries that would stay in a kept heap); every later one
+    runs with the heap kept (HeapPolicy.for_training), left when the run ends."""
+    import contextlib
+
+    import gankit.training.loop as loop
+
+    events: list[str] = []
+
+    @contextlib.contextmanager
+    def recorded():
+        events.append("keep heap")
+        yield
+        events.append("restore heap")
+
+    step = loop._train_step
+    monkeypatch.setattr(loop.HEAP, "for_training", recorded)
+    monkeypatch.setattr(loop, "_train_step", lambda *a: events.append("step") or step(*a))
+    train(_config(tmp_path, steps=3), **QUIET)
+    assert events == ["step", "keep heap", "step", "step", "restore heap"]

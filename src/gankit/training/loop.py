@@ -53,7 +53,7 @@ from gankit.models.base import Model
 from gankit.models.persist import checkpoint_state, make_config, newest_readable_checkpoint, save_weights
 from gankit.models.registry import model_class, model_kinds
 from gankit.models.schedules import global_batch_factor
-from gankit.runtime import configure_runtime, resolve_device, seed_everything
+from gankit.runtime import HEAP, configure_runtime, resolve_device, seed_everything
 from gankit.training.checkpoint import prune_checkpoints, rng_state, set_rng_state
 from gankit.training.preflight import check_disk_space, check_memory
 
@@ -429,6 +429,7 @@ def _loop(model: Model, source: BatchSource, run_dir: Path, step: int, effort: E
     tensorboard = TensorBoardLogger(run_dir / "tensorboard") if c.tensorboard and main else None
     t0, waited, last = time.perf_counter(), 0.0, {}
     saved_at, saved_step, sample_room_checked, stopping = time.monotonic(), step, False, False
+    heap_kept = False
     bar = tqdm(total=c.steps, initial=step, disable=not progress, unit="step", dynamic_ncols=True,
                desc=f"{model.kind} {run_dir.name}")  # fmt: skip
 
@@ -441,7 +442,7 @@ def _loop(model: Model, source: BatchSource, run_dir: Path, step: int, effort: E
 
     model.train()
     try:
-        with StopRequests() as stop:
+        with StopRequests() as stop, contextlib.ExitStack() as kept_heap:
             while step < c.steps and not stopping:
                 w = time.perf_counter()
                 position = source.state_dict()
@@ -468,6 +469,9 @@ def _loop(model: Model, source: BatchSource, run_dir: Path, step: int, effort: E
                     raise _diverged(run_dir, step + 1, str(e)) from None
                 model.precision.update()
                 step += 1
+                if not heap_kept:  # from the second step on: the first one's conv tuning makes temporaries
+                    kept_heap.enter_context(HEAP.for_training())
+                    heap_kept = True
                 bad = [k for k, v in values.items() if not math.isfinite(v)]
                 overdue = c.checkpoint_minutes > 0 and time.monotonic() - saved_at >= 60 * c.checkpoint_minutes
                 stopping, overdue, any_bad = shard.any([stop.signal_number is not None, overdue, bool(bad)])
