@@ -101,9 +101,10 @@ class HeapPolicy:
         allocations in the one heap the next step reuses. The loop enters this after the first step,
         whose convolution tuning makes temporaries that would otherwise stay in the heap (CUT at
         256 px: 4.1 GB resident instead of 3.4 GB)."""
-        if not (_mallopt(M_MMAP_MAX, 0) and _mallopt(M_TRIM_THRESHOLD, KEEP_FREED)):
+        if not _mallopt(M_MMAP_MAX, 0):  # not glibc
             yield
             return
+        _mallopt(M_TRIM_THRESHOLD, KEEP_FREED)
         _mallopt(M_ARENA_MAX, 1)
         try:
             yield
