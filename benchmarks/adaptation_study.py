@@ -1,10 +1,22 @@
-"""CyCADA's study on MNIST ↔ USPS: CycleGAN with and without ``--semantic-loss`` over several seeds,
-scored as CyCADA scores it (adaptation accuracy both ways, pixel level and with ``--feature-adaptation``
-beside its feature-level-only floor), plus adaptation accuracy against the training budget::
+"""CyCADA's study on digits (MNIST ↔ USPS or MNIST ↔ MNIST-M): CycleGAN with and without
+``--semantic-loss`` over several seeds, scored as CyCADA scores it (adaptation accuracy both ways,
+pixel level and with ``--feature-adaptation`` beside its feature-level-only floor), plus adaptation
+accuracy against the training budget::
 
     python benchmarks/adaptation_study.py --work /work/cycada --seeds 0 1 2 [--jobs 2]
+        [--dataset mnist-usps|mnist-mnistm] [--networks default|3x3] [--steps N]
 
-Runs are ``WORK/{plain,sem}-sSEED``; a run that stopped resumes (``--resume`` is exact), a finished
+``--networks default`` trains the recipe's digit networks (seed 000's 5×5 kernels) for the command's
+default budget unless ``--steps`` says otherwise: the configuration ``gankit train cyclegan --dataset
+mnist-usps --semantic-loss`` gets. ``3x3`` gives the networks of the first study (3×3 generator, 4×4
+discriminator kernels), which cost about half as much per step.
+
+Arms: ``plain``, ``sem`` (the default ``--semantic-source both``: one classifier per domain, so each
+direction's target labels shaped the other direction's generator) and ``sem-a`` / ``sem-b`` (one
+classifier on A's / B's labels only: the label-free a2b / b2a figure, as CyCADA trains one model per
+adaptation direction).
+
+Runs are ``WORK/ARM-sSEED``; a run that stopped resumes (``--resume`` is exact), a finished
 one is reused. Each run keeps its checkpoint every ``--curve-every`` steps; the final model gets the
 whole ``gankit eval --feature-adaptation`` (``RUN/eval/final``), every earlier checkpoint an eval on
 1,000 test images per domain (``RUN/eval/step_N``: adaptation accuracy trains and tests on the whole
@@ -24,9 +36,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-ARMS = {"plain": [], "sem": ["--semantic-loss"]}
-MODEL = ["--kernel-size", "3", "--d-kernel-size", "4"]
-"""3×3 kernels: the networks of the first pair (seed 000's 5×5, now the digit default, costs 1.9× per step)."""
+ARMS = {
+    "plain": [],
+    "sem": ["--semantic-loss"],
+    "sem-a": ["--semantic-loss", "--semantic-source", "a"],
+    "sem-b": ["--semantic-loss", "--semantic-source", "b"],
+}
+NETWORKS = {"default": [], "3x3": ["--kernel-size", "3", "--d-kernel-size", "4"]}
 METRICS = ("adaptation_accuracy_a2b", "adaptation_accuracy_b2a", "feature_adaptation_accuracy_a2b",
            "feature_adaptation_accuracy_b2a", "feature_only_accuracy_a2b", "feature_only_accuracy_b2a",
            "label_preservation_a2b", "label_preservation_b2a", "success_a2b", "success_b2a",
@@ -50,8 +66,9 @@ def train(run: Path, arm: str, seed: int, args) -> dict:
         if any((run / "checkpoints").glob("step_*.pt")):
             cmd = gankit("train", "--resume", str(run), "--no-progress")
         else:
-            cmd = gankit("train", "cyclegan", "--dataset", "mnist-usps", "--data-root", args.data_root, *MODEL,
-                         *ARMS[arm], "--steps", str(args.steps), "--seed", str(seed), "--threads", "1",
+            steps = ["--steps", str(args.steps)] if args.steps else []
+            cmd = gankit("train", "cyclegan", "--dataset", args.dataset, "--data-root", args.data_root,
+                         *NETWORKS[args.networks], *ARMS[arm], *steps, "--seed", str(seed), "--threads", "1",
                          "--checkpoint-every", str(args.curve_every), "--keep-checkpoints", "100",
                          "--no-progress", "--out", str(run))  # fmt: skip
         run_quietly(cmd, run.parent / f"{run.name}.log")
@@ -96,8 +113,10 @@ def main() -> None:
     p.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"))
     p.add_argument("--work", type=Path, required=True, help="folder for the runs")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--arms", nargs="+", choices=tuple(ARMS), default=list(ARMS))
-    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--arms", nargs="+", choices=tuple(ARMS), default=["plain", "sem"])
+    p.add_argument("--dataset", choices=("mnist-usps", "mnist-mnistm"), default="mnist-usps")
+    p.add_argument("--networks", choices=tuple(NETWORKS), default="default")
+    p.add_argument("--steps", type=int, default=None, help="training steps (default: the command's own)")
     p.add_argument("--curve-every", type=int, default=1000)
     p.add_argument("--no-curve", dest="curve", action="store_false", help="evaluate the final models only")
     p.add_argument("--jobs", type=int, default=1, help="runs at a time (one thread each)")
@@ -117,7 +136,8 @@ def main() -> None:
         for step in sorted({s for r in mine for s in r["curve"]}):
             values = {k: mean_std([r["curve"][step][k] for r in mine if step in r["curve"]]) for k in CURVE}
             print(f"  step {step:5d}: " + " | ".join(f"{k} {v}" for k, v in values.items()))
-    result = {"model": " ".join(MODEL), "steps": args.steps, "rows": rows,
+    result = {"dataset": args.dataset, "networks": args.networks, "model": " ".join(NETWORKS[args.networks]),
+              "steps": args.steps, "rows": rows,
               "machine": platform.processor() or platform.machine()}  # fmt: skip
     args.json.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.json}")

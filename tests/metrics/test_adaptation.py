@@ -111,3 +111,15 @@ def test_feature_adaptation_reports_both_levels(same_domain_context):
     # blank translations carry no digit: aligning their features cannot create one; the source can
     assert m["feature_adaptation_accuracy_a2b"] < 0.25 < m["feature_only_accuracy_a2b"]
     assert "feature_only_accuracy_b2a" in m and "CyCADA" in ctx.report.descriptions["feature_adaptation_accuracy_a2b"]
+
+
+def test_an_adaptation_figure_whose_target_labels_trained_the_run_is_flagged(same_domain_context):
+    translator = FixedTranslator(nn.Identity())
+    translator.labels_seen_in_training = frozenset("b")  # e.g. --semantic-loss --semantic-source b
+    ctx = same_domain_context(translator)
+    ctx.adaptation_images = 100
+    adaptation.AdaptationBlock(ctx).finish()
+    flagged = [n for n in ctx.notes if "labels" in n]
+    assert len(flagged) == 1 and flagged[0].startswith("adaptation_accuracy_a2b")
+    assert "--semantic-source a" in flagged[0]
+    assert ctx.report.info["labels_seen_in_training"] == ["b"]

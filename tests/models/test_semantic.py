@@ -99,6 +99,7 @@ def test_the_classifier_is_state_of_the_run_not_a_trainable_network(shared_data)
     assert not optimized & {id(p) for p in model.semantic.parameters()}
     state = model.extra_state()["semantic"]
     assert set(k.split(".")[1] for k in state) == {"b"}
+    assert model.labels_seen_in_training == {"b"}  # eval flags b2a's reverse, a2b, as not label-free
     batch = source.next()
     terms = model.train_step([batch], 1)
     assert {"sem_a2b", "sem_b2a"} <= set(terms) and all(torch.isfinite(terms[k]) for k in ("sem_a2b", "sem_b2a"))

@@ -259,6 +259,13 @@ class Translator(ABC):
     def image_size(self) -> int:
         """The crop size the model was trained at (what evaluation resizes to by default)."""
 
+    @property
+    def labels_seen_in_training(self) -> frozenset[str]:
+        """The domains (``"a"``, ``"b"``) whose class labels shaped the weights: an adaptation figure
+        whose target domain is among them is not label-free (Hoffman et al. 2018 train on source labels
+        only)."""
+        return frozenset()
+
     def check_direction(self, direction: str) -> str:
         if direction not in self.directions:
             kind = getattr(self, "kind", type(self).__name__)

@@ -451,6 +451,13 @@ class CycleGANModel(UnpairedTranslationModel):
     def translator_network(self, direction: str) -> nn.Module:
         return self.nets.generator(direction)
 
+    @property
+    def labels_seen_in_training(self) -> frozenset[str]:
+        c = self.config
+        if not c.semantic_loss:
+            return frozenset()
+        return frozenset("ab") if c.semantic_source == "both" else frozenset(c.semantic_source)
+
     def channels(self, direction: str = "a2b") -> tuple[int, int]:
         return self.nets.channels(direction)
 
