@@ -189,7 +189,9 @@ class RunConfig(ConfigIO):
                               "(--no-memory-check: try anyway)", group="run")  # fmt: skip
     checkpoint_minutes: float = opt(10.0, "also checkpoint when this many minutes have passed since the last "
                                     "checkpoint (0 = by steps only)", group="run", ge=0)  # fmt: skip
-    keep_checkpoints: int = opt(2, "how many of the newest checkpoints to keep", group="run", ge=1)
+    keep_checkpoints: int = opt(2, "how many of the newest --checkpoint-every checkpoints to keep (of those "
+                                "written in between, by the timer or a stop, only the newest)", group="run",
+                                ge=1)  # fmt: skip
     sample_every: int = opt(200, "steps between sample grids", group="run", ge=1)
     log_every: int = opt(10, "steps between loss log rows", group="run", ge=1)
     tensorboard: bool = opt(False, "also log to TensorBoard (needs the tensorboard package)", group="run")

@@ -99,6 +99,22 @@ def test_checkpoint_listing_and_pruning(tmp_path):
     assert [s for s, _ in list_checkpoints(tmp_path)] == [10, 30]
 
 
+def test_timed_checkpoints_never_push_out_the_scheduled_ones(tmp_path):
+    """A starved run whose --checkpoint-minutes timer fires every few steps keeps its --checkpoint-every
+    schedule and only the newest checkpoint written in between."""
+
+    def steps():
+        return [s for s, _ in list_checkpoints(tmp_path)]
+
+    for s in (500, 536, 539, 543, 1000, 1004, 1011):
+        atomic_write_text(tmp_path / f"step_{s:07d}.pt", "x")
+        prune_checkpoints(tmp_path, 2, every=500)
+    assert steps() == [500, 1000, 1011]
+    atomic_write_text(tmp_path / f"step_{1500:07d}.pt", "x")
+    prune_checkpoints(tmp_path, 2, every=500)
+    assert steps() == [1000, 1500]  # the timed 1011 is superseded, the oldest scheduled one goes
+
+
 def test_safetensors_roundtrip_and_corruption(tmp_path):
     path = save_safetensors({"a": torch.arange(6.0)}, tmp_path / "w.safetensors", {"k": "v"})
     tensors, meta = load_safetensors(path)

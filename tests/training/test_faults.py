@@ -131,6 +131,7 @@ def test_checkpoint_minutes_adds_a_time_cadence(shared_data, tmp_path, monkeypat
     """With --checkpoint-minutes, a checkpoint follows every step once that much time has passed since the
     last one, whatever --checkpoint-every says (the clock is advanced one minute per step here)."""
     import gankit.training.loop as loop
+    from gankit.training.checkpoint import prune_checkpoints
 
     class MinuteClock:
         """A monotonic clock that advances 61 s per reading (every step looks overdue)."""
@@ -145,11 +146,14 @@ def test_checkpoint_minutes_adds_a_time_cadence(shared_data, tmp_path, monkeypat
             return cls.now
 
     monkeypatch.setattr(loop, "time", MinuteClock)
+    monkeypatch.setattr(loop, "prune_checkpoints", lambda *args: None)  # to see every checkpoint written
     run = tmp_path / "run"
     args = _args(shared_data, "cgan", run, 6, "--checkpoint-every", "100", "--keep-checkpoints", "10")
     args[args.index("--checkpoint-minutes") + 1] = "1"
     assert main(args) == 0
     assert checkpoint_steps(run) == [1, 2, 3, 4, 5, 6]
+    prune_checkpoints(run / "checkpoints", 10, 100)
+    assert checkpoint_steps(run) == [6]  # timed checkpoints are kept only until the next one
 
 
 def test_sigkill_storm_ends_with_the_uninterrupted_weights(shared_data, tmp_path):

@@ -36,6 +36,19 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def prune_checkpoints(folder: Path, keep: int) -> None:
-    for _, p in list_checkpoints(folder)[:-keep] if keep > 0 else []:
+def prune_checkpoints(folder: Path, keep: int, every: int = 0, last_step: int | None = None) -> None:
+    """Keep the newest ``keep`` checkpoints at multiples of ``every`` or at the run's ``last_step`` (the
+    schedule a user asked for, which evaluations at fixed intervals read) and, of those written in between (by the
+    ``--checkpoint-minutes`` timer or a stop), only the newest, while it is newer than every scheduled
+    one: a slow or starved run must not push its scheduled checkpoints out. ``every`` 0: the newest
+    ``keep`` of all."""
+    found = list_checkpoints(folder)
+    on_schedule = {s for s, _ in found if every <= 0 or s % every == 0 or s == last_step}
+    scheduled = [(s, p) for s, p in found if s in on_schedule]
+    between = [(s, p) for s, p in found if s not in on_schedule]
+    doomed = scheduled[:-keep] if keep > 0 else []
+    if between:
+        newest_scheduled = scheduled[-1][0] if scheduled else -1
+        doomed += between[:-1] if between[-1][0] > newest_scheduled else between
+    for _, p in doomed:
         p.unlink(missing_ok=True)

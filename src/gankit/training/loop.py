@@ -278,7 +278,8 @@ def save_checkpoint(model: Model, source: BatchSource, run_dir: Path, step: int,
     state = checkpoint_state(model, step, source.state_dict(), rng_state(), ranks=ranks,
                              effort=effort.totals() if effort else None)  # fmt: skip
     path = atomic_torch_save(state, folder / f"step_{step:07d}.pt")
-    prune_checkpoints(folder, model.config.keep_checkpoints)
+    c = model.config
+    prune_checkpoints(folder, c.keep_checkpoints, c.checkpoint_every, c.steps)
     return path
 
 
