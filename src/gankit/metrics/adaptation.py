@@ -91,6 +91,7 @@ class AdaptationBlock(MetricBlock):
                 loaded[id(source)] = load_uint8(source, s)
             return loaded[id(source)]
 
+        labels_seen = sorted(getattr(ctx.model, "labels_seen_in_training", ()))
         for d in ctx.directions:
             source_train = ctx.train.source_a if d.name == "a2b" else ctx.train.source_b
             source_test = ctx.test.source_a if d.name == "a2b" else ctx.test.source_b
@@ -118,14 +119,14 @@ class AdaptationBlock(MetricBlock):
                 m[f"feature_only_accuracy_{d.name}"] = adaptation_accuracy(whole(source_train)[indices], labels,
                                                                            target_x, target_y, cfg,
                                                                            unlabelled)  # fmt: skip
-            if d.target_letter in getattr(ctx.model, "labels_seen_in_training", ()):
+            if d.target_letter in labels_seen:
                 ctx.notes.append(f"adaptation_accuracy_{d.name}: the run's semantic loss was trained with domain "
                                  f"{d.target_letter.upper()}'s labels, the target of {d.name}; for a label-free "
                                  f"{d.name} figure train with --semantic-source {d.name[0]}")  # fmt: skip
             if len(indices) < len(source_train):
                 ctx.notes.append(f"adaptation_accuracy_{d.name}: trained on {len(indices)} of the "
                                  f"{len(source_train)} source train images (--adaptation-images)")  # fmt: skip
-        ctx.report.info["labels_seen_in_training"] = sorted(getattr(ctx.model, "labels_seen_in_training", ()))
+        ctx.report.info["labels_seen_in_training"] = labels_seen
         for name, text in DESCRIPTIONS.items():
             if name.startswith("feature") and not ctx.feature_adaptation:
                 continue

@@ -454,9 +454,7 @@ class CycleGANModel(UnpairedTranslationModel):
     @property
     def labels_seen_in_training(self) -> frozenset[str]:
         c = self.config
-        if not c.semantic_loss:
-            return frozenset()
-        return frozenset("ab") if c.semantic_source == "both" else frozenset(c.semantic_source)
+        return frozenset(("ab" if c.semantic_source == "both" else c.semantic_source) if c.semantic_loss else "")
 
     def channels(self, direction: str = "a2b") -> tuple[int, int]:
         return self.nets.channels(direction)

@@ -48,8 +48,9 @@ def disk_budget(model: Model, run_dir: Path) -> DiskBudget:
     exported = model.exported or tuple(model.networks())
     weights = sum(nested_tensor_bytes(n.state_dict()) for k, n in model.networks().items() if k in exported)
     present = len(list_checkpoints(run_dir / "checkpoints"))
-    keep = model.config.keep_checkpoints
-    return DiskBudget(checkpoint, weights, max(1, keep + 1 - present))
+    c = model.config
+    in_between = 1 if c.checkpoint_minutes > 0 else 0  # the newest timed one, kept beside the schedule
+    return DiskBudget(checkpoint, weights, max(1, c.keep_checkpoints + in_between + 1 - present))
 
 
 def check_disk_space(model: Model, run_dir: Path) -> DiskBudget:
