@@ -14,7 +14,8 @@ discriminator kernels), which cost about half as much per step.
 Arms: ``plain``, ``sem`` (the default ``--semantic-source both``: one classifier per domain, so each
 direction's target labels shaped the other direction's generator) and ``sem-a`` / ``sem-b`` (one
 classifier on A's / B's labels only: the label-free a2b / b2a figure, as CyCADA trains one model per
-adaptation direction).
+adaptation direction); ``sem-rc`` adds ``--semantic-recolour`` (for MNIST → MNIST-M: the gray MNIST
+classifier is trained on random recolourings, so that it reads coloured translations).
 
 Runs are ``WORK/ARM-sSEED``; a run that stopped resumes (``--resume`` is exact), a finished
 one is reused. Each run keeps its checkpoint every ``--curve-every`` steps; the final model gets the
@@ -41,6 +42,7 @@ ARMS = {
     "sem": ["--semantic-loss"],
     "sem-a": ["--semantic-loss", "--semantic-source", "a"],
     "sem-b": ["--semantic-loss", "--semantic-source", "b"],
+    "sem-rc": ["--semantic-loss", "--semantic-recolour"],
 }
 NETWORKS = {"default": [], "3x3": ["--kernel-size", "3", "--d-kernel-size", "4"]}
 METRICS = ("adaptation_accuracy_a2b", "adaptation_accuracy_b2a", "feature_adaptation_accuracy_a2b",

@@ -11,6 +11,7 @@ from gankit.models.semantic import (
     SemanticConsistency,
     load_semantic_state,
     match_channels,
+    random_recolour,
     semantic_state,
     train_task_classifier,
 )
@@ -77,9 +78,35 @@ def test_the_task_classifier_learns_real_digits_from_source_labels_only(shared_d
     assert held_out > 0.7  # USPS digits after 150 steps; chance is 0.1
     assert all(not p.requires_grad for p in model.parameters())
     state = semantic_state(SemanticConsistency("b", {"b": model}))
-    again = load_semantic_state("b", state, {"a": 1, "b": 1}, torch.device("cpu"))
+    again = load_semantic_state("b", state, torch.device("cpu"))
     x = torch.randn(3, 1, 32, 32)
     assert torch.equal(again.classifier_for("a2b")(x), model(x))
+
+
+def test_random_recolour_keeps_the_digit_and_varies_the_colours():
+    gray = torch.zeros(64, 1, 32, 32, dtype=torch.uint8)
+    gray[:, :, 8:24, 14:18] = 255  # a "1"
+    out = random_recolour(gray, torch.Generator().manual_seed(0))
+    assert out.shape == (64, 3, 32, 32) and out.min() >= -1 and out.max() <= 1
+    assert torch.equal(out, random_recolour(gray, torch.Generator().manual_seed(0)))  # seeded
+    stroke, ground = out[:, :, 8:24, 14:18].mean((2, 3)), out[:, :, :, :8].mean((2, 3))
+    assert ((stroke - ground).abs().amax(1) > 0.3).all()  # the stroke still stands out in some channel
+    assert (out.std(1).mean((1, 2)) > 0.05).sum() > 8  # many images are coloured, not gray
+    assert (stroke.mean(1) < ground.mean(1)).sum() > 8  # some are dark digits on light grounds
+
+
+def test_a_recoloured_classifier_reads_colour_and_still_reads_its_gray_source(shared_data):
+    from gankit.data.recipes import load_recipe
+    from gankit.errors import DataError
+
+    train, test = load_recipe("mnist-usps", shared_data, "train"), load_recipe("mnist-usps", shared_data, "test")
+    model, held_out = train_task_classifier(train.source_b, test.source_b, 1, 32, seed=5, steps=150, recolour=True)
+    assert model.in_channels == 3 and held_out > 0.5
+    again = load_semantic_state("a", semantic_state(SemanticConsistency("a", {"a": model})), torch.device("cpu"))
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.equal(again.classifier_for("a2b")(x), model(x))
+    with pytest.raises(DataError, match="needs gray source images"):
+        train_task_classifier(train.source_b, None, 3, 32, seed=5, steps=1, recolour=True)
 
 
 def _semantic_model(shared_data, **fields):

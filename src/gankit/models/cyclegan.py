@@ -66,6 +66,9 @@ class CycleGANConfig(TranslationConfig):
                                "directions, as in CyCADA) or both (each direction reads its own source domain's)",
                                choices=SEMANTIC_SOURCES, group="loss")  # fmt: skip
     semantic_steps: int = opt(2000, "training steps of the semantic task classifier", group="loss", ge=1)
+    semantic_recolour: bool = opt(False, "train a gray source's task classifier on random colour recolourings of "
+                                  "its images, so that it reads translations into a colour domain (MNIST → "
+                                  "MNIST-M); reads no target image", group="loss")  # fmt: skip
     latent_dim: int = opt(0, "Augmented CycleGAN (Almahairi et al. 2018): dimension K of the latent codes z_a, z_b "
                           "~ N(0, I) that make each input translate to many outputs (0 = plain CycleGAN)",
                           group="model", ge=0)  # fmt: skip
@@ -324,7 +327,8 @@ class CycleGANModel(UnpairedTranslationModel):
                    "b": (train.source_b, test and test.source_b, c.channels_b)}  # fmt: skip
         try:
             semantic = build_semantic_consistency(c.semantic_source, domains, c.size, seed=c.seed,
-                                                  steps=c.semantic_steps, log=log)  # fmt: skip
+                                                  steps=c.semantic_steps, recolour=c.semantic_recolour,
+                                                  log=log)  # fmt: skip
         except DataError as e:
             raise ConfigError(f"--semantic-loss: {e}") from None
         self.semantic = semantic.to(self.device)
@@ -417,9 +421,7 @@ class CycleGANModel(UnpairedTranslationModel):
             a.load_state_dict(pools["a"], self.device)
             b.load_state_dict(pools["b"], self.device)
         if self.for_training and state.get("semantic"):
-            c = self.config
-            self.semantic = load_semantic_state(c.semantic_source, state["semantic"],
-                                                {"a": c.channels_a, "b": c.channels_b}, self.device)  # fmt: skip
+            self.semantic = load_semantic_state(self.config.semantic_source, state["semantic"], self.device)
 
     @torch.no_grad()
     def sample_grid(self, step: int) -> Image.Image:
@@ -440,7 +442,8 @@ class CycleGANModel(UnpairedTranslationModel):
             "images": f"{c.size}px crops, channels A={c.channels_a} B={c.channels_b}, batch {c.batch_size}",
             "grids": "each row: real | translated | reconstructed (A rows: A→B→A, B rows: B→A→B)",
         } | ({"semantic loss": f"λ_sem {c.lambda_sem}, frozen LeNet task classifier(s) trained on the labels of "
-              f"{ {'a': 'domain A', 'b': 'domain B', 'both': 'each direction’s source domain'}[c.semantic_source]}"}
+              f"{ {'a': 'domain A', 'b': 'domain B', 'both': 'each direction’s source domain'}[c.semantic_source]}"
+              + (" (gray sources recoloured)" if c.semantic_recolour else "")}
              if c.semantic_loss else {})  # fmt: skip
 
     # --- Translator ------------------------------------------------------------------------------------

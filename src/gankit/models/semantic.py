@@ -9,7 +9,12 @@ It fights CycleGAN's label flipping (a 3 translated into a 5 is still cycle-cons
 domain's labels train f (``--semantic-source``): ``a`` or ``b`` use one source for both terms, as in
 the paper's single-source setting; ``both`` trains one classifier per domain and each direction's
 term reads its own source domain's classifier, so neither direction's loss sees its target's labels.
-Target labels never enter training; they exist for evaluation only."""
+Target labels never enter training; they exist for evaluation only.
+
+A classifier trained on gray digits reads a coloured translation (MNIST → MNIST-M) poorly, and L_sem
+then pulls the translation back towards gray. ``recolour`` trains a gray source's classifier on
+random recolourings of its digits instead (:func:`random_recolour`), a source-side augmentation that
+reads no target image."""
 
 from __future__ import annotations
 
@@ -76,20 +81,48 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
     return hits / max(1, len(images))
 
 
+def smooth_noise(shape: tuple[int, ...], size: int, generator: torch.Generator) -> torch.Tensor:
+    """Uniform noise of ``shape`` (N, C, h, w) bilinearly upsampled to ``size``: a smooth random field."""
+    return F.interpolate(torch.rand(shape, generator=generator), size=size, mode="bilinear", align_corners=False)
+
+
+def random_recolour(gray: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Gray uint8 digits (N, 1, H, W) as random colour images in [-1, 1] (N, 3, H, W): each image is kept
+    as it is, inverted, or set as |background − digit| on a per-channel background of coarse and fine
+    smooth noise at a random level and contrast — the blend by which MNIST-M is made from photo patches
+    (Ganin et al., JMLR 2016, §5.2.2), with noise in place of the photos."""
+    digit = gray.float().div(255).expand(-1, 3, -1, -1)
+    n, size = len(gray), gray.shape[-1]
+    noise = (smooth_noise((n, 3, 4, 4), size, generator) + smooth_noise((n, 3, 16, 16), size, generator)) / 2
+    level = torch.rand(n, 3, 1, 1, generator=generator)
+    background = level + torch.rand(n, 3, 1, 1, generator=generator) * (1 - level) * noise
+    mode = torch.randint(3, (n, 1, 1, 1), generator=generator)
+    out = torch.where(mode == 0, digit, torch.where(mode == 1, (background - digit).abs(), 1 - digit))
+    return out * 2 - 1
+
+
 def train_task_classifier(train: ImageSource, test: ImageSource | None, channels: int, size: int, *, seed: int,
-                          steps: int, num_classes: int = 10) -> tuple[LeNet, float | None]:  # fmt: skip
+                          steps: int, num_classes: int = 10,
+                          recolour: bool = False) -> tuple[LeNet, float | None]:  # fmt: skip
     """A :class:`LeNet` trained on ``train``'s labels (seeded), frozen; and its accuracy on ``test`` (the same
-    domain's held-out split, None without one)."""
+    domain's held-out split, None without one). ``recolour`` (gray sources only) trains a colour classifier
+    on :func:`random_recolour` of the digits."""
     images, labels = source_tensor(train, size)
     if int(labels.max()) >= num_classes or int(labels.min()) < 0:
         raise DataError(f"{train.description}: labels must lie in 0..{num_classes - 1}")
+    if recolour and channels != 1:
+        raise DataError(f"{train.description}: recolouring needs gray source images, these have {channels} channels")
+    generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = LeNet(channels, num_classes)
-    fit_classifier(model, images, labels, steps=steps, batch_size=BATCH_SIZE, lr=LR,
-                   generator=torch.Generator().manual_seed(seed), to_input=to_unit)  # fmt: skip
+        model = LeNet(3 if recolour else channels, num_classes)
+    fit_classifier(model, images, labels, steps=steps, batch_size=BATCH_SIZE, lr=LR, generator=generator,
+                   to_input=(lambda x: random_recolour(x, generator)) if recolour else to_unit)  # fmt: skip
     model.requires_grad_(False)
-    held_out = accuracy(model, *source_tensor(test, size)) if test is not None and test.labels is not None else None
+    held_out = None
+    if test is not None and test.labels is not None:
+        test_images, test_labels = source_tensor(test, size)
+        held_out = accuracy(model, test_images.expand(-1, model.in_channels, -1, -1), test_labels)
     return model.eval(), held_out
 
 
@@ -121,18 +154,20 @@ class SemanticConsistency(nn.Module):
 
 
 def build_semantic_consistency(source: str, domains: Mapping[str, tuple[ImageSource, ImageSource | None, int]],
-                               size: int, *, seed: int, steps: int,
+                               size: int, *, seed: int, steps: int, recolour: bool = False,
                                log: Callable[[str], None] = print) -> SemanticConsistency:  # fmt: skip
     """Train the classifiers ``source`` needs: ``domains`` maps 'a'/'b' to (train split, test split or None,
-    channels)."""
+    channels). ``recolour`` recolours every gray source whose other domain is in colour."""
     classifiers = {}
     for letter in ("a", "b") if source == "both" else (source,):
         train, test, channels = domains[letter]
+        other_channels = domains["b" if letter == "a" else "a"][2]
+        recoloured = recolour and channels == 1 and other_channels == 3
         start = time.perf_counter()
         log(f"semantic loss: training the domain-{letter.upper()} task classifier (LeNet, {steps} steps, "
-            f"{len(train)} labelled images)")  # fmt: skip
+            f"{len(train)} labelled images{', recoloured' if recoloured else ''})")  # fmt: skip
         classifiers[letter], held_out = train_task_classifier(train, test, channels, size, seed=seed + SEED_OFFSET,
-                                                              steps=steps)  # fmt: skip
+                                                              steps=steps, recolour=recoloured)  # fmt: skip
         score = f"{held_out:.2%} on its held-out split" if held_out is not None else "no held-out split"
         log(f"semantic loss: domain-{letter.upper()} classifier {score}, {time.perf_counter() - start:.0f} s")
     return SemanticConsistency(source, classifiers)
@@ -142,10 +177,11 @@ def semantic_state(module: SemanticConsistency) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
 
 
-def load_semantic_state(source: str, state: Mapping[str, torch.Tensor], channels: Mapping[str, int],
+def load_semantic_state(source: str, state: Mapping[str, torch.Tensor],
                         device: torch.device) -> SemanticConsistency:  # fmt: skip
-    """Rebuild the frozen classifiers from a checkpoint (resume without training them again)."""
+    """Rebuild the frozen classifiers from a checkpoint (resume without training them again); each one's
+    input channels come from its first conv's weights."""
     letters = sorted({k.split(".")[1] for k in state})
-    module = SemanticConsistency(source, {x: LeNet(channels[x]) for x in letters})
+    module = SemanticConsistency(source, {x: LeNet(state[f"classifiers.{x}.body.0.weight"].shape[1]) for x in letters})
     module.load_state_dict(dict(state))
     return module.to(device).eval()
