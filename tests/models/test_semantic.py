@@ -9,6 +9,7 @@ from torch import nn
 from gankit.errors import ConfigError
 from gankit.models.semantic import (
     SemanticConsistency,
+    build_semantic_consistency,
     load_semantic_state,
     match_channels,
     random_recolour,
@@ -107,6 +108,21 @@ def test_a_recoloured_classifier_reads_colour_and_still_reads_its_gray_source(sh
     assert torch.equal(again.classifier_for("a2b")(x), model(x))
     with pytest.raises(DataError, match="needs gray source images"):
         train_task_classifier(train.source_b, None, 3, 32, seed=5, steps=1, recolour=True)
+
+
+def test_recolour_applies_to_gray_sources_whose_other_domain_is_in_colour():
+    import numpy as np
+
+    from gankit.data.sources import ArraySource
+
+    rng = np.random.default_rng(0)
+    gray = ArraySource(rng.integers(0, 256, (20, 32, 32), dtype=np.uint8), 1, labels=list(range(10)) * 2)
+    colour = ArraySource(rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8), 3, labels=list(range(10)) * 2)
+    quiet = dict(seed=0, steps=2, recolour=True, log=lambda msg: None)
+    mixed = build_semantic_consistency("both", {"a": (gray, None, 1), "b": (colour, None, 3)}, 32, **quiet)
+    assert mixed.classifiers["a"].in_channels == 3 and mixed.classifiers["b"].in_channels == 3
+    both_gray = build_semantic_consistency("a", {"a": (gray, None, 1), "b": (gray, None, 1)}, 32, **quiet)
+    assert both_gray.classifiers["a"].in_channels == 1
 
 
 def _semantic_model(shared_data, **fields):
