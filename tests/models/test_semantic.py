@@ -1,6 +1,7 @@
 """CyCADA's semantic-consistency loss on CycleGAN (``--semantic-loss``)."""
 
 import math
+import re
 
 import pytest
 import torch
@@ -106,7 +107,7 @@ def test_a_recoloured_classifier_reads_colour_and_still_reads_its_gray_source(sh
     again = load_semantic_state("a", semantic_state(SemanticConsistency("a", {"a": model})), torch.device("cpu"))
     x = torch.randn(2, 3, 32, 32)
     assert torch.equal(again.classifier_for("a2b")(x), model(x))
-    with pytest.raises(DataError, match="needs gray source images"):
+    with pytest.raises(DataError, match=re.escape(f"{train.source_b.description}: recolouring needs gray")):
         train_task_classifier(train.source_b, None, 3, 32, seed=5, steps=1, recolour=True)
 
 
