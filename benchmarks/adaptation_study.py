@@ -15,7 +15,9 @@ Arms: ``plain``, ``sem`` (the default ``--semantic-source both``: one classifier
 direction's target labels shaped the other direction's generator) and ``sem-a`` / ``sem-b`` (one
 classifier on A's / B's labels only: the label-free a2b / b2a figure, as CyCADA trains one model per
 adaptation direction); ``sem-rc`` adds ``--semantic-recolour`` (for MNIST → MNIST-M: the gray MNIST
-classifier is trained on random recolourings, so that it reads coloured translations).
+classifier is trained on random recolourings, so that it reads coloured translations); ``sem-rs`` adds
+``--semantic-reshape`` (each classifier trained under random warps and stroke widths, so that it reads
+the other handwriting).
 
 Runs are ``WORK/ARM-sSEED``; a run that stopped resumes (``--resume`` is exact), a finished
 one is reused. Each run keeps its checkpoint every ``--curve-every`` steps; the final model gets the
@@ -43,6 +45,7 @@ ARMS = {
     "sem-a": ["--semantic-loss", "--semantic-source", "a"],
     "sem-b": ["--semantic-loss", "--semantic-source", "b"],
     "sem-rc": ["--semantic-loss", "--semantic-recolour"],
+    "sem-rs": ["--semantic-loss", "--semantic-reshape"],
 }
 NETWORKS = {"default": [], "3x3": ["--kernel-size", "3", "--d-kernel-size", "4"]}
 METRICS = ("adaptation_accuracy_a2b", "adaptation_accuracy_b2a", "feature_adaptation_accuracy_a2b",

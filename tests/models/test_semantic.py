@@ -14,6 +14,7 @@ from gankit.models.semantic import (
     load_semantic_state,
     match_channels,
     random_recolour,
+    random_reshape,
     semantic_state,
     train_task_classifier,
 )
@@ -86,8 +87,8 @@ def test_the_task_classifier_learns_real_digits_from_source_labels_only(shared_d
 
 
 def test_random_recolour_keeps_the_digit_and_varies_the_colours():
-    gray = torch.zeros(64, 1, 32, 32, dtype=torch.uint8)
-    gray[:, :, 8:24, 14:18] = 255  # a "1"
+    gray = torch.full((64, 1, 32, 32), -1.0)
+    gray[:, :, 8:24, 14:18] = 1  # a "1"
     out = random_recolour(gray, torch.Generator().manual_seed(0))
     assert out.shape == (64, 3, 32, 32) and out.min() >= -1 and out.max() <= 1
     assert torch.equal(out, random_recolour(gray, torch.Generator().manual_seed(0)))  # seeded
@@ -95,6 +96,31 @@ def test_random_recolour_keeps_the_digit_and_varies_the_colours():
     assert ((stroke - ground).abs().amax(1) > 0.3).all()  # the stroke still stands out in some channel
     assert (out.std(1).mean((1, 2)) > 0.05).sum() > 8  # many images are coloured, not gray
     assert (stroke.mean(1) < ground.mean(1)).sum() > 8  # some are dark digits on light grounds
+
+
+def test_random_reshape_warps_and_changes_stroke_width_on_a_dark_ground():
+    gray = torch.full((256, 1, 32, 32), -1.0)
+    gray[:, :, 8:24, 13:19] = 1  # a thick "1"
+    out = random_reshape(gray, torch.Generator().manual_seed(0))
+    assert out.shape == gray.shape and out.min() >= -1 and out.max() <= 1
+    assert torch.equal(out, random_reshape(gray, torch.Generator().manual_seed(0)))  # seeded
+    assert torch.equal(out[:, :, :2, :2], gray[:, :, :2, :2])  # the corners stay background
+    ink = (out + 1).sum((1, 2, 3)) / (gray + 1).sum((1, 2, 3))
+    assert (ink > 1.4).sum() > 20 and (ink < 0.7).sum() > 20  # some grow (scale, dilation), some shrink
+    rows = (out > 0).any(3).sum((1, 2)).float()  # the stroke's height in pixels, 16 before
+    assert rows.min() < 14 and rows.max() > 20
+
+
+def test_a_reshaped_classifier_trains_and_is_logged_as_such(shared_data):
+    from gankit.data.recipes import load_recipe
+
+    train, test = load_recipe("mnist-usps", shared_data, "train"), load_recipe("mnist-usps", shared_data, "test")
+    messages = []
+    sem = build_semantic_consistency("b", {"a": (train.source_a, None, 1), "b": (train.source_b, test.source_b, 1)},
+                                     32, seed=5, steps=150, reshape=True, log=messages.append)  # fmt: skip
+    assert "reshaped" in messages[0]
+    held_out = float(re.search(r"([\d.]+)% on its held-out split", messages[1]).group(1)) / 100
+    assert held_out > 0.6 and sem.classifiers["b"].in_channels == 1
 
 
 def test_a_recoloured_classifier_reads_colour_and_still_reads_its_gray_source(shared_data):
@@ -151,6 +177,14 @@ def test_the_classifier_is_state_of_the_run_not_a_trainable_network(shared_data)
     restored.load_extra_state(model.extra_state())
     restored.prepare(log=lambda msg: pytest.fail(f"trained again after a restore: {msg}"))
     assert all(torch.equal(v, restored.semantic.state_dict()[k]) for k, v in model.semantic.state_dict().items())
+
+
+def test_semantic_reshape_flows_from_the_config_to_the_classifier(shared_data):
+    model = _semantic_model(shared_data, semantic_source="b", semantic_reshape=True)
+    model.training_data()
+    messages = []
+    model.prepare(log=messages.append)
+    assert "reshaped" in messages[0] and "(digits reshaped)" in model.describe()["semantic loss"]
 
 
 def test_semantic_loss_on_unlabelled_data_is_refused_naming_the_flag(tmp_path):

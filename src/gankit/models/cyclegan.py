@@ -69,6 +69,9 @@ class CycleGANConfig(TranslationConfig):
     semantic_recolour: bool = opt(False, "train a gray source's task classifier on random colour recolourings of "
                                   "its images, so that it reads translations into a colour domain (MNIST → "
                                   "MNIST-M); reads no target image", group="loss")  # fmt: skip
+    semantic_reshape: bool = opt(False, "train the task classifiers under random warps and stroke widths, so that "
+                                 "a classifier of one handwriting reads another (MNIST ↔ USPS); reads no target "
+                                 "image", group="loss")  # fmt: skip
     latent_dim: int = opt(0, "Augmented CycleGAN (Almahairi et al. 2018): dimension K of the latent codes z_a, z_b "
                           "~ N(0, I) that make each input translate to many outputs (0 = plain CycleGAN)",
                           group="model", ge=0)  # fmt: skip
@@ -328,6 +331,7 @@ class CycleGANModel(UnpairedTranslationModel):
         try:
             semantic = build_semantic_consistency(c.semantic_source, domains, c.size, seed=c.seed,
                                                   steps=c.semantic_steps, recolour=c.semantic_recolour,
+                                                  reshape=c.semantic_reshape,
                                                   log=log)  # fmt: skip
         except DataError as e:
             raise ConfigError(f"--semantic-loss: {e}") from None
@@ -443,7 +447,8 @@ class CycleGANModel(UnpairedTranslationModel):
             "grids": "each row: real | translated | reconstructed (A rows: A→B→A, B rows: B→A→B)",
         } | ({"semantic loss": f"λ_sem {c.lambda_sem}, frozen LeNet task classifier(s) trained on the labels of "
               f"{ {'a': 'domain A', 'b': 'domain B', 'both': 'each direction’s source domain'}[c.semantic_source]}"
-              + (" (gray sources recoloured)" if c.semantic_recolour else "")}
+              + (" (gray sources recoloured)" if c.semantic_recolour else "")
+              + (" (digits reshaped)" if c.semantic_reshape else "")}
              if c.semantic_loss else {})  # fmt: skip
 
     # --- Translator ------------------------------------------------------------------------------------
