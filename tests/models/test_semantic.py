@@ -86,6 +86,24 @@ def test_the_task_classifier_learns_real_digits_from_source_labels_only(shared_d
     assert torch.equal(again.classifier_for("a2b")(x), model(x))
 
 
+def test_the_task_classifier_depends_on_its_seed_not_on_the_global_random_state():
+    import numpy as np
+
+    from gankit.data.sources import ArraySource
+
+    rng = np.random.default_rng(0)
+    digits = ArraySource(rng.integers(0, 256, (20, 32, 32), dtype=np.uint8), 1, labels=list(range(10)) * 2)
+    torch.manual_seed(1)
+    first, _ = train_task_classifier(digits, None, 1, 32, seed=3, steps=3)
+    torch.rand(7)  # another global state
+    again, _ = train_task_classifier(digits, None, 1, 32, seed=3, steps=3)
+    other, _ = train_task_classifier(digits, None, 1, 32, seed=4, steps=3)
+    state = torch.get_rng_state()
+    assert all(torch.equal(v, again.state_dict()[k]) for k, v in first.state_dict().items())
+    assert not all(torch.equal(v, other.state_dict()[k]) for k, v in first.state_dict().items())
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's random stream is left alone
+
+
 def test_random_recolour_keeps_the_digit_and_varies_the_colours():
     gray = torch.full((64, 1, 32, 32), -1.0)
     gray[:, :, 8:24, 14:18] = 1  # a "1"

@@ -137,16 +137,16 @@ def train_task_classifier(train: ImageSource, test: ImageSource | None, channels
     if recolour and channels != 1:
         raise DataError(f"{train.description}: recolouring needs gray source images, these have {channels} channels")
     generator = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = LeNet(3 if recolour else channels, num_classes)
 
     def to_input(x: torch.Tensor) -> torch.Tensor:
         x = random_reshape(to_unit(x), generator) if reshape else to_unit(x)
         return random_recolour(x, generator) if recolour else x
 
-    fit_classifier(model, images, labels, steps=steps, batch_size=BATCH_SIZE, lr=LR, generator=generator,
-                   to_input=to_input)  # fmt: skip
+    with torch.random.fork_rng(devices=[]):  # the seed alone fixes the weights and the dropout draws
+        torch.manual_seed(seed)
+        model = LeNet(3 if recolour else channels, num_classes)
+        fit_classifier(model, images, labels, steps=steps, batch_size=BATCH_SIZE, lr=LR, generator=generator,
+                       to_input=to_input)  # fmt: skip
     model.requires_grad_(False)
     held_out = None
     if test is not None and test.labels is not None:
