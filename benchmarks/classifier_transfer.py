@@ -35,9 +35,8 @@ def mean_std(values: list[float]) -> str:
     return f"{mean} ± {statistics.stdev(values):.3f}" if len(values) > 1 else mean
 
 
-def held_out(recipe, letter: str, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A domain's test digits as uint8 with ``channels`` channels (colour read as luma by a gray classifier)."""
-    images, labels = source_tensor(getattr(recipe, f"source_{letter}"), 32)
+def with_channels(images: torch.Tensor, labels: torch.Tensor, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 digits with ``channels`` channels (colour read as luma by a gray classifier, gray repeated)."""
     if images.shape[1] != channels:
         images = ((match_channels(to_unit(images), channels) + 1) * 127.5).round().to(torch.uint8)
     return images, labels
@@ -56,6 +55,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     augmentation = AUGMENTATION[args.dataset]
     train, test = load_recipe(args.dataset, args.data_root, "train"), load_recipe(args.dataset, args.data_root, "test")
+    tests = {letter: source_tensor(getattr(test, f"source_{letter}"), 32) for letter in ("a", "b")}
     rows = []
     for augmented in (False, True):
         for letter in SOURCES[args.dataset]:
@@ -67,8 +67,8 @@ def main() -> None:
                                                  **{augmentation: augmented})  # fmt: skip
                 row = {augmentation: augmented, "source": letter, "seed": seed,
                        "cpu_seconds": round(time.process_time() - start, 1),
-                       "own_test": accuracy(model, *held_out(test, letter, model.in_channels)),
-                       "other_test": accuracy(model, *held_out(test, other, model.in_channels))}  # fmt: skip
+                       "own_test": accuracy(model, *with_channels(*tests[letter], model.in_channels)),
+                       "other_test": accuracy(model, *with_channels(*tests[other], model.in_channels))}  # fmt: skip
                 rows.append(row)
                 print(f"{augmentation}={augmented!s:5} trained on {letter.upper()}, seed {seed}: own "
                       f"{row['own_test']:.3f}  other {row['other_test']:.3f}  ({row['cpu_seconds']:.0f} CPU-s)",
