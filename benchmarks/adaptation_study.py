@@ -4,7 +4,7 @@ pixel level and with ``--feature-adaptation`` beside its feature-level-only floo
 accuracy against the training budget::
 
     python benchmarks/adaptation_study.py --work /work/cycada --seeds 0 1 2 [--jobs 2]
-        [--dataset mnist-usps|mnist-mnistm] [--networks default|3x3] [--steps N]
+        [--dataset mnist-usps|mnist-mnistm] [--networks default|3x3] [--steps N] [--plot curves.png]
 
 ``--networks default`` trains the recipe's digit networks (seed 000's 5×5 kernels) for the command's
 default budget unless ``--steps`` says otherwise: the configuration ``gankit train cyclegan --dataset
@@ -23,7 +23,8 @@ Runs are ``WORK/ARM-sSEED``; a run that stopped resumes (``--resume`` is exact),
 one is reused. Each run keeps its checkpoint every ``--curve-every`` steps; the final model gets the
 whole ``gankit eval --feature-adaptation`` (``RUN/eval/final``), every earlier checkpoint an eval on
 1,000 test images per domain (``RUN/eval/step_N``: adaptation accuracy trains and tests on the whole
-splits either way). Evaluations are cached. Prints mean ± std over seeds, writes JSON.
+splits either way). Evaluations are cached. Prints mean ± std over seeds, writes JSON and (``--plot``)
+the curves against the training step beside the source-only and untranslated floors.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ ARMS = {
 NETWORKS = {"default": [], "3x3": ["--kernel-size", "3", "--d-kernel-size", "4"]}
 METRICS = ("adaptation_accuracy_a2b", "adaptation_accuracy_b2a", "feature_adaptation_accuracy_a2b",
            "feature_adaptation_accuracy_b2a", "feature_only_accuracy_a2b", "feature_only_accuracy_b2a",
-           "label_preservation_a2b", "label_preservation_b2a", "success_a2b", "success_b2a",
+           "label_preservation_a2b", "label_preservation_b2a", "label_floor_a2b", "label_floor_b2a",
+           "success_a2b", "success_b2a",
            "source_only_accuracy_a2b", "source_only_accuracy_b2a", "oracle_accuracy_a",
            "oracle_accuracy_b")  # fmt: skip
 CURVE = ("adaptation_accuracy_a2b", "adaptation_accuracy_b2a", "label_preservation_a2b", "label_preservation_b2a")
@@ -113,6 +115,48 @@ def mean_std(values: list) -> str:
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
 
 
+def plot_curves(rows: list[dict], arms: list[str], dataset: str, path: Path) -> None:
+    """Adaptation accuracy and label preservation against training steps, one line per arm (mean over
+    seeds, the band spans the seeds), beside the source-only floor and CyCADA's published figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    published = {"mnist-usps": {"a2b": 0.956, "b2a": 0.965}}.get(dataset, {})
+    fig, axes = plt.subplots(1, len(CURVE), figsize=(4.2 * len(CURVE), 3.4), sharex=True)
+    for ax, key in zip(axes, CURVE, strict=True):
+        direction = key.rsplit("_", 1)[1]
+        for arm in arms:
+            mine = [{int(step): point for step, point in r["curve"].items()} for r in rows if r["arm"] == arm]
+            steps = sorted({s for curve in mine for s in curve})
+            values = [[curve[s][key] for curve in mine if s in curve and curve[s][key] is not None] for s in steps]
+            kept = [(s, v) for s, v in zip(steps, values, strict=True) if v]
+            if not kept:
+                continue
+            xs = [s for s, _ in kept]
+            line, = ax.plot(xs, [statistics.mean(v) for _, v in kept], marker="o", ms=3,
+                            label=f"{arm} ({len(mine)} seed{'s' if len(mine) > 1 else ''})")  # fmt: skip
+            ax.fill_between(xs, [min(v) for _, v in kept], [max(v) for _, v in kept], color=line.get_color(), alpha=0.2)
+        adaptation = key.startswith("adaptation")
+        floor_key, floor_name = (("source_only_accuracy", "source only") if adaptation
+                                 else ("label_floor", "untranslated"))  # fmt: skip
+        floor = [v for r in rows if (v := r["metrics"].get(f"{floor_key}_{direction}")) is not None]
+        if floor:
+            ax.axhline(statistics.mean(floor), color="gray", ls=":", label=floor_name)
+        goal = published.get(direction) if adaptation else 0.95
+        if goal:
+            ax.axhline(goal, color="black", ls="--", lw=0.8, label="CyCADA (paper)" if adaptation else "goal 0.95")
+        ax.set_title(key.replace("_", " "), fontsize=9)
+        ax.set_xlabel("training step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"))
@@ -126,6 +170,7 @@ def main() -> None:
     p.add_argument("--no-curve", dest="curve", action="store_false", help="evaluate the final models only")
     p.add_argument("--jobs", type=int, default=1, help="runs at a time (one thread each)")
     p.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results-adaptation-study.json")
+    p.add_argument("--plot", type=Path, default=None, help="draw the budget curves (PNG)")
     args = p.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(args.jobs) as pool:
@@ -146,6 +191,9 @@ def main() -> None:
               "machine": platform.processor() or platform.machine()}  # fmt: skip
     args.json.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.json}")
+    if args.plot:
+        plot_curves(rows, args.arms, args.dataset, args.plot)
+        print(f"wrote {args.plot}")
 
 
 if __name__ == "__main__":

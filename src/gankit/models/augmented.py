@@ -43,19 +43,16 @@ infers the target code from an example of the target domain (``gankit translate 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from gankit.losses import AdversarialLoss, clip_weights, cycle_loss, gradient_penalty
-from gankit.models.base import Model, make_optimizer, set_requires_grad
+from gankit.losses import AdversarialLoss, cycle_loss, gradient_penalty
+from gankit.models.base import Model, make_optimizer
 from gankit.models.cyclegan import DIRECTIONS, CycleGANConfig, CycleGANModel
-from gankit.models.schedules import lr_factor, set_lr
 from gankit.models.semantic import SemanticConsistency
 from gankit.models.translation import (
     build_translation_discriminator,
@@ -253,37 +250,24 @@ class AugmentedCycleGANModel(CycleGANModel):
         k = self.config.latent_dim
         return self.shard.randn(n, k, device=self.device), self.shard.randn(n, k, device=self.device)
 
-    def train_step(self, batches: Sequence[Any], step: int) -> dict[str, torch.Tensor]:
-        c, m = self.config, self.nets
-        factor = lr_factor(step - 1, c.steps, c.schedule, decay_start=c.decay_start, time_decay=c.time_decay)
-        set_lr(self._optimizers["G"], c.lr * factor)
-        set_lr(self._optimizers["D"], (c.lr_d or c.lr) * factor)
-        discriminators = (m.d_a, m.d_b, m.dz_a, m.dz_b)
-        terms: dict[str, torch.Tensor] = {}
-        for i, batch in enumerate(batches):
-            real_a = batch["A"].to(self.device, non_blocking=True)
-            real_b = batch["B"].to(self.device, non_blocking=True)
-            z_a, z_b = self.draw_codes(real_a.shape[0])
-            g_step = i == 0
-            with self.precision.autocast(), torch.set_grad_enabled(True) if g_step else torch.no_grad():
-                out = m.cycle(real_a, real_b, z_a, z_b, reconstruct=g_step)
-            if g_step:
-                set_requires_grad(discriminators, False)
-                with self.precision.autocast():
-                    loss_g, terms_g = m.generator_loss(real_a, real_b, out, self.semantic)
-                self.precision.step(loss_g, self._optimizers["G"])
-                terms |= terms_g
-                set_requires_grad(discriminators, True)
-            fake_a = self.pool_a.query(out.fake_a)
-            fake_b = self.pool_b.query(out.fake_b)
-            with self.precision.autocast():
-                loss_d, terms_d = m.discriminator_loss(real_a, real_b, fake_a, fake_b, out)
-            self.precision.step(loss_d, self._optimizers["D"])
-            if c.gan_loss == "wgan":
-                for d in discriminators:
-                    clip_weights(d, c.clip)
-            terms |= terms_d
-        return terms
+    def discriminators(self) -> tuple[nn.Module, ...]:
+        m = self.nets
+        return m.d_a, m.d_b, m.dz_a, m.dz_b
+
+    def forward_cycle(self, real_a: torch.Tensor, real_b: torch.Tensor, *, generator_step: bool) -> AugmentedOutputs:
+        z_a, z_b = self.draw_codes(real_a.shape[0])
+        return self.nets.cycle(real_a, real_b, z_a, z_b, reconstruct=generator_step)
+
+    def discriminator_terms(
+        self,
+        real_a: torch.Tensor,
+        real_b: torch.Tensor,
+        fake_a: torch.Tensor,
+        fake_b: torch.Tensor,
+        out: AugmentedOutputs,
+    ) -> tuple[torch.Tensor, dict]:
+        """Adds the code discriminators' terms, which read the codes of ``out``."""
+        return self.nets.discriminator_loss(real_a, real_b, fake_a, fake_b, out)
 
     def progress_terms(self, terms):
         nan = float("nan")

@@ -354,19 +354,33 @@ class CycleGANModel(UnpairedTranslationModel):
     def pool_b(self) -> ImagePool:
         return self._rank_pools()[1]
 
+    def discriminators(self) -> tuple[nn.Module, ...]:
+        """The networks the generator update freezes, the D optimizer steps and WGAN clips."""
+        return self.nets.d_a, self.nets.d_b
+
+    def forward_cycle(self, real_a: torch.Tensor, real_b: torch.Tensor, *, generator_step: bool) -> Any:
+        """One batch's forward passes: the whole cycle (with identity terms) for the generator update,
+        the translations alone for the extra discriminator batches of ``--n-critic``."""
+        return self.nets.cycle(real_a, real_b, identity=generator_step)
+
+    def discriminator_terms(
+        self, real_a: torch.Tensor, real_b: torch.Tensor, fake_a: torch.Tensor, fake_b: torch.Tensor, out: Any
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return self.nets.discriminator_loss(real_a, real_b, fake_a, fake_b)
+
     def train_step(self, batches: Sequence[Any], step: int) -> dict[str, torch.Tensor]:
         c, m = self.config, self.nets
         factor = lr_factor(step - 1, c.steps, c.schedule, decay_start=c.decay_start, time_decay=c.time_decay)
         set_lr(self._optimizers["G"], c.lr * factor)
         set_lr(self._optimizers["D"], (c.lr_d or c.lr) * factor)
-        discriminators = (m.d_a, m.d_b)
+        discriminators = self.discriminators()
         terms: dict[str, torch.Tensor] = {}
         for i, batch in enumerate(batches):
             real_a = batch["A"].to(self.device, non_blocking=True)
             real_b = batch["B"].to(self.device, non_blocking=True)
             g_step = i == 0
             with self.precision.autocast(), torch.set_grad_enabled(True) if g_step else torch.no_grad():
-                out = m.cycle(real_a, real_b, identity=g_step)
+                out = self.forward_cycle(real_a, real_b, generator_step=g_step)
             if g_step:
                 set_requires_grad(discriminators, False)
                 with self.precision.autocast():
@@ -377,7 +391,7 @@ class CycleGANModel(UnpairedTranslationModel):
             fake_a = self.pool_a.query(out.fake_a)
             fake_b = self.pool_b.query(out.fake_b)
             with self.precision.autocast():
-                loss_d, terms_d = m.discriminator_loss(real_a, real_b, fake_a, fake_b)
+                loss_d, terms_d = self.discriminator_terms(real_a, real_b, fake_a, fake_b, out)
             self.precision.step(loss_d, self._optimizers["D"])
             if c.gan_loss == "wgan":
                 for d in discriminators:
