@@ -366,6 +366,7 @@ class CycleGANModel(UnpairedTranslationModel):
     def discriminator_terms(
         self, real_a: torch.Tensor, real_b: torch.Tensor, fake_a: torch.Tensor, fake_b: torch.Tensor, out: Any
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The discriminators' loss on one batch; ``out`` carries what else they judge (subclasses' codes)."""
         return self.nets.discriminator_loss(real_a, real_b, fake_a, fake_b)
 
     def train_step(self, batches: Sequence[Any], step: int) -> dict[str, torch.Tensor]:
