@@ -117,7 +117,7 @@ def mean_std(values: list) -> str:
 
 def plot_curves(rows: list[dict], arms: list[str], dataset: str, path: Path) -> None:
     """Adaptation accuracy and label preservation against training steps, one line per arm (mean over
-    seeds, the band spans the seeds), beside the source-only floor and CyCADA's published figure."""
+    seeds, the band spans the seeds), beside the source-only / untranslated floors and the goals."""
     import matplotlib
 
     matplotlib.use("Agg")
