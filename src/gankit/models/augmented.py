@@ -228,7 +228,7 @@ class AugmentedCycleGANModel(CycleGANModel):
         if for_training:
             m = self.nets
             g_params = [p for net in (m.g_ab, m.g_ba, m.e_a, m.e_b) for p in net.parameters()]
-            d_params = [p for net in (m.d_a, m.d_b, m.dz_a, m.dz_b) for p in net.parameters()]
+            d_params = [p for net in self.discriminators() for p in net.parameters()]
             self._optimizers = {"G": make_optimizer(g_params, config, config.lr),
                                 "D": make_optimizer(d_params, config, config.lr_d or config.lr)}  # fmt: skip
             self._pools = {}
