@@ -73,12 +73,14 @@ def test_digit_recipes_bring_digit_sized_networks_that_yaml_and_flags_override(t
 
     digits = resolved("--dataset", "mnist-usps")
     assert (digits["blocks"], digits["ngf"], digits["ndf"], digits["batch_size"]) == (6, 32, 32, 4)
+    assert digits["flip"] is False  # a mirrored digit is no digit
+    assert resolved("--dataset", "mnist-usps", "--flip")["flip"] is True
     cfg = tmp_path / "c.yaml"
     cfg.write_text("dataset: mnist-mnistm\nblocks: 3\n")
     from_yaml = resolved("--config", str(cfg), "--batch-size", "2")
     assert (from_yaml["blocks"], from_yaml["ngf"], from_yaml["batch_size"]) == (3, 32, 2)
     photos = resolved("--dataset", "apple2orange")
-    assert (photos["blocks"], photos["ngf"], photos["batch_size"]) == (9, None, 1)
+    assert (photos["blocks"], photos["ngf"], photos["batch_size"], photos["flip"]) == (9, None, 1, True)
     assert resolved("--dataset", "mnist-usps", "--domain-a", "x", "--domain-b", "y")["blocks"] == 9  # folders
 
 

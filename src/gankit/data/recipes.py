@@ -69,11 +69,13 @@ class Recipe:
     """Training options this data set wants by default (command-line flags and YAML still win)."""
 
 
-DIGIT_OPTIONS = (("blocks", 6), ("ngf", 32), ("ndf", 32), ("batch_size", 4), ("kernel_size", 5))
+DIGIT_OPTIONS = (("blocks", 6), ("ngf", 32), ("ndf", 32), ("batch_size", 4), ("kernel_size", 5), ("flip", False))
 """32 px digits: a ResNet-6 of width 32 and batches of 4 (docs/results.md measures it), not the 256 px photo
 defaults (ResNet-9, width 64, batch 1); kernel size 5 in every generator and discriminator conv, seed 000's
 choice for digits "because the two domains are completely different" (its MNIST ↔ SVHN CycleGAN, listing
-7.1.7). ``--kernel-size 3 --d-kernel-size 4`` gives the networks digit runs had before."""
+7.1.7). ``--kernel-size 3 --d-kernel-size 4`` gives the networks digit runs had before. No random mirroring:
+a mirrored 2, 3 or 7 is no digit, so flips would spend half of training on images no test set holds and give
+the semantic loss's classifier (trained unmirrored) inputs it cannot read; ``--flip`` restores it."""
 
 
 def default_data_root() -> Path:
