@@ -36,12 +36,15 @@ def old_run(tmp_path):
     "direction, image", [("a2b", "testA/n07740461_10011.jpg"), ("b2a", "testB/n07749192_10081.jpg")]
 )
 def test_translation_of_an_old_cyclegan_run_equals_what_0_1_0_gave(shared_data, tmp_path, direction, image):
-    # the old run was trained with --deterministic, so it translates with PyTorch's own convolutions: exact
+    # the old run was trained with --deterministic, so it translates with PyTorch's own convolutions: exact on
+    # the CPU that wrote the fixture; another CPU's vector unit (AVX2 against AVX-512) sums in another order
+    # and may round a handful of 8-bit values the other way (seen: 2 of 196,608 by 1), never more
     out = tmp_path / "out"
     assert main(["translate", str(OLD / "cyclegan"), str(shared_data / "apple2orange" / image), "--out", str(out),
                  "--direction", direction]) == 0  # fmt: skip
     name = f"{Path(image).stem}_{direction}.png"
-    assert np.array_equal(pixels(out / name), pixels(OLD / "outputs" / f"cyclegan-{direction}" / name))
+    diff = np.abs(pixels(out / name) - pixels(OLD / "outputs" / f"cyclegan-{direction}" / name))
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3, (diff.max(), (diff > 0).mean())
 
 
 @pytest.mark.parametrize("name", KINDS)
