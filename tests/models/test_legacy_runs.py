@@ -38,7 +38,7 @@ def old_run(tmp_path):
 def test_translation_of_an_old_cyclegan_run_equals_what_0_1_0_gave(shared_data, tmp_path, direction, image):
     # the old run was trained with --deterministic, so it translates with PyTorch's own convolutions: exact on
     # the CPU that wrote the fixture; another CPU's vector unit (AVX2 against AVX-512) sums in another order
-    # and may round a handful of 8-bit values the other way (seen: 2 of 196,608 by 1), never more
+    # and may round a handful of 8-bit values the other way (seen on AVX2: 2 of 196,608 values, by 1)
     out = tmp_path / "out"
     assert main(["translate", str(OLD / "cyclegan"), str(shared_data / "apple2orange" / image), "--out", str(out),
                  "--direction", direction]) == 0  # fmt: skip
