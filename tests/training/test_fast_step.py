@@ -122,13 +122,27 @@ def _gradient_errors(model: CycleGANModel, reference: CycleGANModel) -> dict[str
             for key, p in reference.nets.named_parameters() if key not in skip and p.grad is not None}  # fmt: skip
 
 
+def _smooth_activations(model: CycleGANModel) -> CycleGANModel:
+    """ReLUs and LeakyReLUs replaced by ELUs, whose slope is continuous at 0. With a kink, a
+    pre-activation within rounding of 0 takes either side depending on the last bit, which any two
+    float32 convolutions may round differently: the gradient through that one pixel then differs by
+    its whole size (seen on an AVX2 CPU: an instance-norm output of 1.6e-7 against −0 moved the
+    weight gradients by 0.4 %), an accident of where the kink lies, not of the convs' accuracy."""
+    for module in list(model.nets.modules()):
+        for name, child in module.named_children():
+            if isinstance(child, (nn.ReLU, nn.LeakyReLU)):
+                setattr(module, name, nn.ELU())
+    return model
+
+
 @pytest.mark.parametrize("algorithms", ["nnpack", "winograd", "tuned"])
 def test_tuned_convolutions_are_as_accurate_as_plain_ones(algorithms):
     """One step in float32 with tuned convs and with PyTorch's, both against the plain step in float64.
     ``nnpack`` forces Winograd/FFT into every conv it applies to, whatever the timings say; ``winograd``
-    the Winograd weight gradient of every 3×3 conv as well."""
-    tuned, plain = _model(False, conv_algorithms=algorithms), _model(False)
-    exact = _model(False)
+    the Winograd weight gradient of every 3×3 conv as well. The activations are smooth here (see
+    :func:`_smooth_activations`), so that only the convolutions' rounding separates the three."""
+    tuned, plain = _smooth_activations(_model(False, conv_algorithms=algorithms)), _smooth_activations(_model(False))
+    exact = _smooth_activations(_model(False))
     exact.nets.double()
     assert tuned.conv_tuner is not None and plain.conv_tuner is None
     a, b = next(_batches(1))
