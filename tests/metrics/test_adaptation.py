@@ -123,3 +123,32 @@ def test_an_adaptation_figure_whose_target_labels_trained_the_run_is_flagged(sam
     assert len(flagged) == 1 and flagged[0].startswith("adaptation_accuracy_a2b")
     assert "--semantic-source a" in flagged[0]
     assert ctx.report.info["labels_seen_in_training"] == ["b"]
+
+
+def test_label_preservation_reads_each_translation_and_names_the_label_kept_least(same_domain_context,
+                                                                                  monkeypatch):  # fmt: skip
+    """The label block on a perfect translator (identity between two copies of one digit domain): its
+    preservation is the judge's own accuracy on those digits, and the per-label breakdown adds up to it."""
+    from functools import partial
+
+    from gankit.metrics import translation
+
+    judge = ClassifierConfig(image_size=32, width=8, steps=150, batch_size=32, flip=False, max_train_per_class=10**9)
+    monkeypatch.setattr(translation, "train_label_classifier", partial(translation.train_label_classifier,
+                                                                       config=judge))  # fmt: skip
+    ctx = same_domain_context(FixedTranslator(nn.Identity()))
+    block = translation.LabelBlock(ctx)
+    for d in ctx.directions:
+        real = torch.cat(list(translation.stream(d.source, d.indices, 32)))
+        positions = np.arange(len(d.indices))
+        block.update(translation.TranslatedBatch(d, positions, real, real, None))
+    block.finish()
+    m, info = ctx.metrics, ctx.report.info
+    assert m["label_preservation_a2b"] == m["label_floor_a2b"] == pytest.approx(m["label_classifier_accuracy_b"])
+    assert 0.3 < m["label_preservation_a2b"] < 1.0  # a 150-step judge: errors to break down
+    flips = info["label_flips_a2b"]
+    assert sum(f["n"] for f in flips.values()) == len(ctx.directions[0].indices)
+    kept = sum(f["kept"] * f["n"] for f in flips.values()) / sum(f["n"] for f in flips.values())
+    assert kept == pytest.approx(m["label_preservation_a2b"], abs=1e-3)
+    worst = min(flips, key=lambda k: flips[k]["kept"])
+    assert any(n.startswith(f"label_preservation_a2b: label {worst} is kept least") for n in ctx.notes)

@@ -18,7 +18,13 @@ from gankit.cli import main
 from gankit.data.recipes import load_recipe
 from gankit.metrics.classifier import ClassifierConfig, train_domain_classifier
 from gankit.metrics.garbage import make_garbage
-from gankit.metrics.translation import confident_threshold, evaluate_model, label_scores
+from gankit.metrics.translation import (
+    confident_threshold,
+    evaluate_model,
+    label_flips,
+    label_scores,
+    worst_flip_note,
+)
 
 from .test_inception import FeaturesOnly, save_scripted
 
@@ -122,6 +128,19 @@ def test_confident_label_metric_by_hand():
     fake = np.array([[0.99, 0.01], [0.51, 0.49], [0.1, 0.9], [0.3, 0.7]])
     s = label_scores(fake, [0, 0, 1, 0], threshold=0.7)
     assert s == {"accuracy": 0.75, "confident": 0.5, "rejected": 0.25}
+
+
+def test_label_flips_name_which_label_becomes_which_by_hand():
+    labels = [1, 1, 1, 1, 3, 3, 7]
+    read = [1, 2, 8, 2, 3, 3, 7]
+    flips = label_flips(np.array(read), np.array(labels))
+    assert flips == {"1": {"n": 4, "kept": 0.25, "read_as": {"2": 2, "8": 1}},
+                     "3": {"n": 2, "kept": 1.0, "read_as": {}},
+                     "7": {"n": 1, "kept": 1.0, "read_as": {}}}  # fmt: skip
+    note = worst_flip_note("a2b", flips)
+    assert (
+        note.startswith("label_preservation_a2b: label 1 is kept least, in 25.0% of its 4") and "2 (2), 8 (1)" in note
+    )
 
 
 MEASURE = textwrap.dedent("""

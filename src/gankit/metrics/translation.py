@@ -545,6 +545,31 @@ def label_scores(probs: np.ndarray, labels: np.ndarray, threshold: float) -> dic
             "rejected": float((~sure).mean())}  # fmt: skip
 
 
+def label_flips(predicted: np.ndarray, labels: np.ndarray, top: int = 2) -> dict[str, dict]:
+    """Per source label: how many translations there were, the share whose label was kept, and the
+    labels the others were most often read as (Hoffman et al. 2018's label flipping, class by class:
+    which digits a translator turns into which)."""
+    predicted, labels = np.asarray(predicted), np.asarray(labels)
+    flips = {}
+    for k in np.unique(labels):
+        read = predicted[labels == k]
+        wrong, counts = np.unique(read[read != k], return_counts=True)
+        order = np.argsort(-counts, kind="stable")[:top]
+        flips[str(int(k))] = {"n": len(read), "kept": round(float((read == k).mean()), 4),
+                              "read_as": {str(int(wrong[i])): int(counts[i]) for i in order}}  # fmt: skip
+    return flips
+
+
+def worst_flip_note(direction: str, flips: dict[str, dict]) -> str:
+    """One line naming the label a translator keeps least, and what it becomes."""
+    label, f = min(flips.items(), key=lambda kv: (kv[1]["kept"], kv[0]))
+    read_as = ", ".join(f"{k} ({n})" for k, n in f["read_as"].items()) or "nothing else"
+    return (
+        f"label_preservation_{direction}: label {label} is kept least, in {f['kept']:.1%} of its {f['n']} "
+        f"translations (read as {read_as}); info label_flips_{direction} has every label"
+    )
+
+
 @metric_block
 class LabelBlock(MetricBlock):
     """Digit label preservation: the target domain's digit classifier reads each translation, which
@@ -588,6 +613,9 @@ class LabelBlock(MetricBlock):
             m[f"label_rejected_share_{d.name}"] = fake["rejected"]
             m[f"label_floor_{d.name}"] = label_scores(np.concatenate(self.real[d.name]), labels, threshold)["accuracy"]
             self.ctx.report.info[f"label_threshold_{d.name}"] = threshold
+            flips = label_flips(np.concatenate(self.fake[d.name]).argmax(1), labels)
+            self.ctx.report.info[f"label_flips_{d.name}"] = flips
+            self.ctx.notes.append(worst_flip_note(d.name, flips))
 
 
 @metric_block
