@@ -75,6 +75,8 @@ def test_digit_recipes_bring_digit_sized_networks_that_yaml_and_flags_override(t
     assert (digits["blocks"], digits["ngf"], digits["ndf"], digits["batch_size"]) == (6, 32, 32, 4)
     assert digits["flip"] is False  # a mirrored digit is no digit
     assert resolved("--dataset", "mnist-usps", "--flip")["flip"] is True
+    weights = resolved("--dataset", "mnist-usps", "--semantic-loss", "--lambda-sem-b2a", "5")
+    assert (weights["lambda_sem"], weights["lambda_sem_b2a"]) == (1.0, 5.0)
     cfg = tmp_path / "c.yaml"
     cfg.write_text("dataset: mnist-mnistm\nblocks: 3\n")
     from_yaml = resolved("--config", str(cfg), "--batch-size", "2")

@@ -58,6 +58,24 @@ def test_the_frozen_classifier_gets_no_gradient_but_the_translation_does():
     assert all(not p.requires_grad and p.grad is None for p in sem.parameters())
 
 
+def test_the_b2a_term_takes_its_own_weight_when_given():
+    from dataclasses import replace
+
+    from gankit.models.cyclegan import CycleGANConfig, semantic_terms
+
+    sem = SemanticConsistency("both", {"a": LeNet(1), "b": LeNet(1)})
+    gen = torch.Generator().manual_seed(0)
+    images = [torch.randn(3, 1, 32, 32, generator=gen) for _ in range(4)]
+    config = CycleGANConfig(semantic_loss=True, lambda_sem=2.0)
+    terms, both = semantic_terms(sem, config, *images)
+    a2b, b2a = terms["sem_a2b"].item(), terms["sem_b2a"].item()
+    assert a2b > 0 and b2a > 0 and both.item() == pytest.approx(2.0 * (a2b + b2a), rel=1e-6)
+    _, split = semantic_terms(sem, replace(config, lambda_sem_b2a=0.5), *images)
+    assert split.item() == pytest.approx(2.0 * a2b + 0.5 * b2a, rel=1e-6)
+    with pytest.raises(ConfigError, match="--lambda-sem-b2a"):
+        replace(config, lambda_sem_b2a=-1.0).validate()
+
+
 def test_each_direction_reads_its_own_source_classifier_under_both():
     a, b = LeNet(1), LeNet(1)
     both, only_a = SemanticConsistency("both", {"a": a, "b": b}), SemanticConsistency("a", {"a": a})

@@ -52,7 +52,7 @@ from torch import nn
 
 from gankit.losses import AdversarialLoss, cycle_loss, gradient_penalty
 from gankit.models.base import Model, make_optimizer
-from gankit.models.cyclegan import DIRECTIONS, CycleGANConfig, CycleGANModel
+from gankit.models.cyclegan import DIRECTIONS, CycleGANConfig, CycleGANModel, semantic_terms
 from gankit.models.semantic import SemanticConsistency
 from gankit.models.translation import (
     build_translation_discriminator,
@@ -181,9 +181,9 @@ class AugmentedCycleGANNetworks(nn.Module):
                  + c.lambda_cyc * (terms["cycle_a"] + terms["cycle_b"])
                  + c.lambda_latent * (terms["code_a"] + terms["code_b"]))  # fmt: skip
         if semantic is not None:
-            terms["sem_a2b"] = semantic.loss("a2b", out.fake_b, real_a)
-            terms["sem_b2a"] = semantic.loss("b2a", out.fake_a, real_b)
-            total = total + c.lambda_sem * (terms["sem_a2b"] + terms["sem_b2a"])
+            sem, weighted = semantic_terms(semantic, c, real_a, real_b, out.fake_a, out.fake_b)
+            terms |= sem
+            total = total + weighted
         terms["G_total"] = total
         return total, terms
 

@@ -62,6 +62,9 @@ class CycleGANConfig(TranslationConfig):
                               "labels must read the same label before and after translation (Hoffman et al. 2018)",
                               group="loss")  # fmt: skip
     lambda_sem: float = opt(1.0, "weight of the semantic-consistency loss", group="loss", ge=0)
+    lambda_sem_b2a: float | None = opt(None, "weight of the B → A semantic term alone (default: --lambda-sem); "
+                                       "a heavier loss can keep one direction's labels better while costing the "
+                                       "other its realism", group="loss", ge=0)  # fmt: skip
     semantic_source: str = opt("both", "whose labels train the task classifier: a, b (one source for both "
                                "directions, as in CyCADA) or both (each direction reads its own source domain's)",
                                choices=SEMANTIC_SOURCES, group="loss")  # fmt: skip
@@ -92,6 +95,20 @@ class CycleGANConfig(TranslationConfig):
             raise option_error("latent_dim", self.latent_dim, f"the code modulates instance norms, not --norm "
                                f"{self.norm}")  # fmt: skip
         return self
+
+
+def semantic_terms(
+    semantic: SemanticConsistency,
+    config: CycleGANConfig,
+    real_a: torch.Tensor,
+    real_b: torch.Tensor,
+    fake_a: torch.Tensor,
+    fake_b: torch.Tensor,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """CyCADA's L_sem (eq. 4) for each direction, and their weighted sum λ_sem·L_sem(G) + λ_sem,b2a·L_sem(F)."""
+    terms = {"sem_a2b": semantic.loss("a2b", fake_b, real_a), "sem_b2a": semantic.loss("b2a", fake_a, real_b)}
+    weight_b2a = config.lambda_sem if config.lambda_sem_b2a is None else config.lambda_sem_b2a
+    return terms, config.lambda_sem * terms["sem_a2b"] + weight_b2a * terms["sem_b2a"]
 
 
 @dataclass
@@ -231,9 +248,9 @@ class CycleGANNetworks(nn.Module):
             terms["idt_b"] = identity_loss(real_a, idt_b)
             total = total + c.lambda_cyc * c.lambda_id * (terms["idt_a"] + terms["idt_b"])
         if semantic is not None:
-            terms["sem_a2b"] = semantic.loss("a2b", out.fake_b, real_a)
-            terms["sem_b2a"] = semantic.loss("b2a", out.fake_a, real_b)
-            total = total + c.lambda_sem * (terms["sem_a2b"] + terms["sem_b2a"])
+            sem, weighted = semantic_terms(semantic, c, real_a, real_b, out.fake_a, out.fake_b)
+            terms |= sem
+            total = total + weighted
         terms["G_total"] = total
         return total, terms
 
@@ -460,7 +477,9 @@ class CycleGANModel(UnpairedTranslationModel):
             "model": f"{c.generator} generator ({c.blocks} blocks) · {c.discriminator} discriminator · {c.gan_loss}",
             "images": f"{c.size}px crops, channels A={c.channels_a} B={c.channels_b}, batch {c.batch_size}",
             "grids": "each row: real | translated | reconstructed (A rows: A→B→A, B rows: B→A→B)",
-        } | ({"semantic loss": f"λ_sem {c.lambda_sem}, frozen LeNet task classifier(s) trained on the labels of "
+        } | ({"semantic loss": f"λ_sem {c.lambda_sem}"
+              + (f" (B → A: {c.lambda_sem_b2a})" if c.lambda_sem_b2a is not None else "")
+              + ", frozen LeNet task classifier(s) trained on the labels of "
               f"{ {'a': 'domain A', 'b': 'domain B', 'both': 'each direction’s source domain'}[c.semantic_source]}"
               + (" (gray sources recoloured)" if c.semantic_recolour else "")
               + (" (digits reshaped)" if c.semantic_reshape else "")}
