@@ -150,5 +150,8 @@ def test_label_preservation_reads_each_translation_and_names_the_label_kept_leas
     assert sum(f["n"] for f in flips.values()) == len(ctx.directions[0].indices)
     kept = sum(f["kept"] * f["n"] for f in flips.values()) / sum(f["n"] for f in flips.values())
     assert kept == pytest.approx(m["label_preservation_a2b"], abs=1e-3)
+    scores, name = ctx.grid_scores["a2b"]  # the worst grid shows the flipped labels
+    assert name == "P(source label)" and len(scores) == len(ctx.directions[0].indices)
+    assert (scores <= 0.5).mean() >= 1 - m["label_preservation_a2b"] > 0  # a flipped label has P ≤ 1/2
     worst = min(flips, key=lambda k: flips[k]["kept"])
     assert any(n.startswith(f"label_preservation_a2b: label {worst} is kept least") for n in ctx.notes)

@@ -574,7 +574,10 @@ def worst_flip_note(direction: str, flips: dict[str, dict]) -> str:
 class LabelBlock(MetricBlock):
     """Digit label preservation: the target domain's digit classifier reads each translation, which
     should keep its source label; the confident variant counts a translation only when the classifier is
-    at least as sure as it is on 99 % of real held-out digits."""
+    at least as sure as it is on 99 % of real held-out digits. Its grids rank translations by the
+    classifier's probability of the source label: the worst grid shows the flipped labels."""
+
+    priority = 2
 
     @classmethod
     def applies(cls, ctx):
@@ -613,7 +616,9 @@ class LabelBlock(MetricBlock):
             m[f"label_rejected_share_{d.name}"] = fake["rejected"]
             m[f"label_floor_{d.name}"] = label_scores(np.concatenate(self.real[d.name]), labels, threshold)["accuracy"]
             self.ctx.report.info[f"label_threshold_{d.name}"] = threshold
-            flips = label_flips(np.concatenate(self.fake[d.name]).argmax(1), labels)
+            probs = np.concatenate(self.fake[d.name])
+            self.ctx.score_for_grids(d.name, probs[np.arange(len(labels)), labels], "P(source label)", self.priority)
+            flips = label_flips(probs.argmax(1), labels)
             self.ctx.report.info[f"label_flips_{d.name}"] = flips
             self.ctx.notes.append(worst_flip_note(d.name, flips))
 
