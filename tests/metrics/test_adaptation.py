@@ -57,6 +57,7 @@ def same_domain_context(shared_data, tmp_path, monkeypatch):
         ctx = EvalContext(translator, test_pair, train_pair, 32, torch.device("cpu"), tmp_path / "cache",
                           ClassifierConfig(), None, lambda msg: None, Report())  # fmt: skip
         ctx.directions = directions_of(translator, test_pair, train_pair, None)
+        ctx.adaptation_fits = 1
         return ctx
 
     return context
@@ -81,6 +82,26 @@ def test_a_capped_adaptation_split_is_noted(same_domain_context):
     ctx.adaptation_images = 100
     adaptation.AdaptationBlock(ctx).finish()
     assert any("trained on 100 of the 600" in n for n in ctx.notes)
+
+
+def test_adaptation_figures_average_classifiers_of_consecutive_seeds(same_domain_context, monkeypatch):
+    from dataclasses import replace
+
+    def figures(fits: int, seed_offset: int = 0) -> dict:
+        monkeypatch.setattr(adaptation, "ADAPTATION_CLASSIFIER", replace(tiny, seed=tiny.seed + seed_offset))
+        ctx = same_domain_context(FixedTranslator(Blank()))  # a poor translator: room for the seeds to differ
+        ctx.adaptation_images, ctx.adaptation_fits = 200, fits
+        adaptation.AdaptationBlock(ctx).finish()
+        return ctx.metrics
+
+    tiny = adaptation.ADAPTATION_CLASSIFIER
+    first, second, both = figures(1), figures(1, 1), figures(2)
+    for key in ("adaptation_accuracy_a2b", "source_only_accuracy_b2a", "oracle_accuracy_b"):
+        name, direction = key.rsplit("_", 1)
+        assert both[key] == pytest.approx((first[key] + second[key]) / 2)
+        assert both[f"{name}_std_{direction}"] == pytest.approx(abs(first[key] - second[key]) / 2)
+        assert f"{name}_std_{direction}" not in first
+    assert first["oracle_accuracy_b"] != second["oracle_accuracy_b"]  # the seed matters
 
 
 def test_feature_alignment_lifts_a_classifier_on_inverted_digits(shared_data):

@@ -7,6 +7,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from gankit.cli import main
 from gankit.metrics.cli import default_out
 
@@ -41,3 +43,10 @@ def test_eval_run_writes_run_eval_report_by_default(shared_data, tmp_path, monke
 def test_folder_mode_still_needs_out(tmp_path, capsys):
     assert main(["eval", "--real", str(tmp_path), "--fake", str(tmp_path)]) == 2
     assert "--out" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag, value", [("--adaptation-fits", "0"), ("--adaptation-images", "5"), ("--size", "4")])
+def test_a_bad_number_for_eval_is_refused_naming_its_flag(tmp_path, capsys, flag, value):
+    assert main(["eval", str(tmp_path), flag, value]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{flag} {value}: expected a number" in err[0], err

@@ -45,6 +45,15 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="digit runs: translate N source train images for adaptation accuracy (default: all)",
     )
     p.add_argument(
+        "--adaptation-fits",
+        type=int,
+        default=3,
+        metavar="N",
+        help="digit runs: average each adaptation, source-only and oracle accuracy over N classifiers of "
+        "consecutive seeds and report their spread as *_std (default %(default)s; one classifier's seed moves "
+        "the figure by about a point)",
+    )
+    p.add_argument(
         "--feature-adaptation",
         action="store_true",
         help="digit runs: also report feature_adaptation_accuracy_* (the adaptation classifier's features aligned "
@@ -100,6 +109,8 @@ def run_eval(args: argparse.Namespace) -> int:
         raise ConfigError(f"--max-images {args.max_images}: expected a number ≥ 2")
     if args.adaptation_images is not None and args.adaptation_images < 20:
         raise ConfigError(f"--adaptation-images {args.adaptation_images}: expected a number ≥ 20")
+    if args.adaptation_fits < 1:
+        raise ConfigError(f"--adaptation-fits {args.adaptation_fits}: expected a number ≥ 1")
     if args.size is not None and args.size < 8:
         raise ConfigError(f"--size {args.size}: expected a number ≥ 8")
     if args.real or args.fake:
@@ -133,6 +144,7 @@ def run_eval(args: argparse.Namespace) -> int:
             data_root=args.data_root, dataset=args.dataset, test_a=args.test_a, test_b=args.test_b,
             train_a=args.train_a, train_b=args.train_b, size=args.size, max_images=args.max_images,
             adaptation_images=args.adaptation_images, feature_adaptation=args.feature_adaptation,
+            adaptation_fits=args.adaptation_fits,
             inception_weights=args.inception_weights, classifier_config=cfg,
             classifier_size=args.classifier_size, log=_log,
         )  # fmt: skip

@@ -78,7 +78,8 @@ def evaluate_translator(model, request: EvalRequest) -> dict[str, Any]:
                           request.cache_dir, request.inception_weights, request.classifier_config, log=request.log,
                           classifier_size=request.classifier_size,
                           model_name=request.model_name, adaptation_images=request.adaptation_images,
-                          feature_adaptation=request.feature_adaptation)  # fmt: skip
+                          feature_adaptation=request.feature_adaptation,
+                          adaptation_fits=request.adaptation_fits)  # fmt: skip
 
 
 def register_report_evaluator(kind: str, evaluate) -> None:

@@ -37,6 +37,8 @@ class EvalRequest:
     size: int | None = None
     max_images: int | None = None
     adaptation_images: int | None = None
+    adaptation_fits: int = 3
+    """Digit runs: classifiers (consecutive seeds) each adaptation figure averages."""
     feature_adaptation: bool = False
     """Digit runs: also adapt the adaptation classifiers' features to the target (CyCADA's feature level)."""
     inception_weights: str | None = None

@@ -137,6 +137,7 @@ class EvalContext:
     report: Report
     directions: list[Direction] = field(default_factory=list)
     adaptation_images: int | None = None  # source train images translated for adaptation accuracy (None: all)
+    adaptation_fits: int = 3  # classifiers (seeds) each adaptation figure averages
     feature_adaptation: bool = False  # also align the adaptation classifiers' features to the target's
     grid_scores: dict[str, tuple[np.ndarray, str]] = field(default_factory=dict)
     domain_classifier: TrainedClassifier | None = None  # set by DomainBlock, shared with later blocks
@@ -710,6 +711,7 @@ def evaluate_model(
     adaptation_images: int | None = None,
     classifier_size: int | None = None,
     feature_adaptation: bool = False,
+    adaptation_fits: int = 3,
 ) -> dict[str, Any]:
     """Score a translator (``generator(d)``, ``channels(d)``, ``directions``) on ``test_pair``, write
     ``out_dir/report.json`` and ``report.html``, return the metrics. ``train_pair`` (the train split) is
@@ -729,6 +731,7 @@ def evaluate_model(
                       classifier_config, inception, log, rep)  # fmt: skip
     ctx.directions = directions_of(model, test_pair, train_pair, max_images)
     ctx.adaptation_images = adaptation_images
+    ctx.adaptation_fits = adaptation_fits
     ctx.feature_adaptation = feature_adaptation
     rep.info.update(model=model_name, dataset=test_pair.name, size=size, device=str(device),
                     **{f"test_images_{d.name[0]}": len(d.indices) for d in ctx.directions})  # fmt: skip
