@@ -69,6 +69,10 @@ class SmallCNN(nn.Module):
         return self.head(self.features(x))
 
 
+ADAPTATION_FITS = 3
+"""Classifiers (consecutive seeds) each adaptation figure averages: one seed moves it by about a point."""
+
+
 @dataclass(frozen=True)
 class ClassifierConfig:
     """Hyper-parameters (all part of the cache key)."""

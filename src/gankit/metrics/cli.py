@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from gankit.errors import ConfigError
-from gankit.metrics.classifier import ClassifierConfig
+from gankit.metrics.classifier import ADAPTATION_FITS, ClassifierConfig
 from gankit.runtime import resolve_device
 
 
@@ -47,7 +47,7 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument(
         "--adaptation-fits",
         type=int,
-        default=3,
+        default=ADAPTATION_FITS,
         metavar="N",
         help="digit runs: average each adaptation, source-only and oracle accuracy over N classifiers of "
         "consecutive seeds and report their spread as *_std (default %(default)s; one classifier's seed moves "

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from gankit.errors import ConfigError
+from gankit.metrics.classifier import ADAPTATION_FITS
 from gankit.models.base import Model, Translator
 from gankit.models.registry import load_modules
 
@@ -37,7 +38,7 @@ class EvalRequest:
     size: int | None = None
     max_images: int | None = None
     adaptation_images: int | None = None
-    adaptation_fits: int = 3
+    adaptation_fits: int = ADAPTATION_FITS
     """Digit runs: classifiers (consecutive seeds) each adaptation figure averages."""
     feature_adaptation: bool = False
     """Digit runs: also adapt the adaptation classifiers' features to the target (CyCADA's feature level)."""

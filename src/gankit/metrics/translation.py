@@ -31,6 +31,7 @@ from gankit.data.transforms import EvalTransform
 from gankit.errors import ConfigError
 from gankit.inference.translate import stochastic, translate_tensor
 from gankit.metrics.classifier import (
+    ADAPTATION_FITS,
     RELIABLE_ACCURACY,
     ClassifierConfig,
     TrainedClassifier,
@@ -137,7 +138,7 @@ class EvalContext:
     report: Report
     directions: list[Direction] = field(default_factory=list)
     adaptation_images: int | None = None  # source train images translated for adaptation accuracy (None: all)
-    adaptation_fits: int = 3  # classifiers (seeds) each adaptation figure averages
+    adaptation_fits: int = ADAPTATION_FITS
     feature_adaptation: bool = False  # also align the adaptation classifiers' features to the target's
     grid_scores: dict[str, tuple[np.ndarray, str]] = field(default_factory=dict)
     domain_classifier: TrainedClassifier | None = None  # set by DomainBlock, shared with later blocks
@@ -610,14 +611,14 @@ class LabelBlock(MetricBlock):
                                            for x in stream(d.target_test, d.target_indices, None)])  # fmt: skip
             threshold = confident_threshold(real_targets)
             labels = np.asarray(d.source.labels)[d.indices]
-            fake = label_scores(np.concatenate(self.fake[d.name]), labels, threshold)
+            probs = np.concatenate(self.fake[d.name])
+            fake = label_scores(probs, labels, threshold)
             m[f"label_classifier_accuracy_{d.target_letter}"] = lc.test_accuracy
             m[f"label_preservation_{d.name}"] = fake["accuracy"]
             m[f"label_preservation_confident_{d.name}"] = fake["confident"]
             m[f"label_rejected_share_{d.name}"] = fake["rejected"]
             m[f"label_floor_{d.name}"] = label_scores(np.concatenate(self.real[d.name]), labels, threshold)["accuracy"]
             self.ctx.report.info[f"label_threshold_{d.name}"] = threshold
-            probs = np.concatenate(self.fake[d.name])
             self.ctx.score_for_grids(d.name, probs[np.arange(len(labels)), labels], "P(source label)", self.priority)
             flips = label_flips(probs.argmax(1), labels)
             self.ctx.report.info[f"label_flips_{d.name}"] = flips
@@ -711,7 +712,7 @@ def evaluate_model(
     adaptation_images: int | None = None,
     classifier_size: int | None = None,
     feature_adaptation: bool = False,
-    adaptation_fits: int = 3,
+    adaptation_fits: int = ADAPTATION_FITS,
 ) -> dict[str, Any]:
     """Score a translator (``generator(d)``, ``channels(d)``, ``directions``) on ``test_pair``, write
     ``out_dir/report.json`` and ``report.html``, return the metrics. ``train_pair`` (the train split) is
