@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch import nn
 
 from gankit.data.images import tensor_to_pil, uint8_to_unit
 from gankit.data.recipes import DomainPair
@@ -35,38 +34,13 @@ from gankit.data.sources import (
 )
 from gankit.errors import CheckpointError, DataError
 from gankit.io import atomic_write_text, load_safetensors, save_safetensors
-from gankit.nn.classifiers import fit_classifier
+from gankit.nn.classifiers import SmallCNN, fit_classifier
 from gankit.runtime import HEAP
 
 RELIABLE_ACCURACY = 0.95
 CACHE_VERSION = 3
 GUARD = "neither"
 BICUBIC = Image.Resampling.BICUBIC
-
-
-class SmallCNN(nn.Module):
-    """Four 3x3 conv-BN-ReLU stages (three max-pools), global average pooling (the ``width * 8``-d
-    penultimate features) and a linear head. Input: 3-channel images in [-1, 1]."""
-
-    def __init__(self, num_classes: int = 2, width: int = 16, in_channels: int = 3):
-        super().__init__()
-        chans = [in_channels, width, width * 2, width * 4, width * 8]
-        layers: list[nn.Module] = []
-        for i in range(4):
-            layers += [
-                nn.Conv2d(chans[i], chans[i + 1], 3, padding=1, bias=False),
-                nn.BatchNorm2d(chans[i + 1]),
-            ]
-            layers += [nn.ReLU(inplace=True)] + ([nn.MaxPool2d(2)] if i < 3 else [])
-        self.body = nn.Sequential(*layers)
-        self.head = nn.Linear(chans[-1], num_classes)
-        self.feature_dim = chans[-1]
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x).mean(dim=(2, 3))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
 
 
 ADAPTATION_FITS = 3

@@ -29,6 +29,7 @@ from gankit.models.pool import ImagePool
 from gankit.models.registry import register
 from gankit.models.schedules import lr_factor, set_lr
 from gankit.models.semantic import (
+    SEMANTIC_READERS,
     SEMANTIC_SOURCES,
     SemanticConsistency,
     build_semantic_consistency,
@@ -75,6 +76,11 @@ class CycleGANConfig(TranslationConfig):
     semantic_reshape: bool = opt(False, "train the task classifiers under random warps and stroke widths, so that "
                                  "a classifier of one handwriting reads another (MNIST ↔ USPS); reads no target "
                                  "image", group="loss")  # fmt: skip
+    semantic_reader: str = opt("source", "who reads the translations in the semantic loss: source (the source "
+                               "domain's task classifier, CyCADA) or target (a LeNet of the target domain's real "
+                               "images, taught by pseudo-labels from a source classifier whose features are "
+                               "aligned to the unlabelled target); reads no target label",
+                               choices=SEMANTIC_READERS, group="loss")  # fmt: skip
     latent_dim: int = opt(0, "Augmented CycleGAN (Almahairi et al. 2018): dimension K of the latent codes z_a, z_b "
                           "~ N(0, I) that make each input translate to many outputs (0 = plain CycleGAN)",
                           group="model", ge=0)  # fmt: skip
@@ -94,6 +100,9 @@ class CycleGANConfig(TranslationConfig):
         if self.latent_dim and self.norm != "instance":
             raise option_error("latent_dim", self.latent_dim, f"the code modulates instance norms, not --norm "
                                f"{self.norm}")  # fmt: skip
+        if self.semantic_reader != "source" and not self.semantic_loss:
+            raise option_error("semantic_reader", self.semantic_reader, "reads translations for --semantic-loss, "
+                               "which is off")  # fmt: skip
         return self
 
 
@@ -349,6 +358,7 @@ class CycleGANModel(UnpairedTranslationModel):
             semantic = build_semantic_consistency(c.semantic_source, domains, c.size, seed=c.seed,
                                                   steps=c.semantic_steps, recolour=c.semantic_recolour,
                                                   reshape=c.semantic_reshape,
+                                                  target_readers=c.semantic_reader == "target",
                                                   log=log)  # fmt: skip
         except DataError as e:
             raise ConfigError(f"--semantic-loss: {e}") from None
@@ -445,7 +455,8 @@ class CycleGANModel(UnpairedTranslationModel):
         c = self.config
         per_image = c.size * c.size * 4  # float32 pixels of one channel
         pools = c.pool_size * per_image * ((c.channels_a or 3) + (c.channels_b or 3)) * c.accumulate
-        classifiers = 2 * 2_000_000 if c.semantic_loss else 0  # two LeNets: ~0.43 M float32 parameters each
+        lenets = 2 * (2 if c.semantic_reader == "target" else 1)
+        classifiers = lenets * 2_000_000 if c.semantic_loss else 0  # LeNets: ~0.43 M float32 parameters each
         return pools + classifiers if self.for_training else 0
 
     def load_extra_state(self, state) -> None:
@@ -482,7 +493,9 @@ class CycleGANModel(UnpairedTranslationModel):
               + ", frozen LeNet task classifier(s) trained on the labels of "
               f"{ {'a': 'domain A', 'b': 'domain B', 'both': 'each direction’s source domain'}[c.semantic_source]}"
               + (" (gray sources recoloured)" if c.semantic_recolour else "")
-              + (" (digits reshaped)" if c.semantic_reshape else "")}
+              + (" (digits reshaped)" if c.semantic_reshape else "")
+              + ("; translations read by readers of the target domain taught by pseudo-labels"
+                 if c.semantic_reader == "target" else "")}
              if c.semantic_loss else {})  # fmt: skip
 
     # --- Translator ------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Small image classifiers and the one supervised training loop they share: the LeNet that CyCADA's
-semantic-consistency loss uses as its fixed task network for digits (Hoffman et al. 2018, §4.1), and
-:func:`fit_classifier`, which also trains the evaluation classifiers of :mod:`gankit.metrics`."""
+semantic-consistency loss uses as its fixed task network for digits (Hoffman et al. 2018, §4.1), the
+:class:`SmallCNN` of the evaluation classifiers (:mod:`gankit.metrics`), and :func:`fit_classifier`,
+which trains both."""
 
 from __future__ import annotations
 
@@ -32,6 +33,31 @@ class LeNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(x))
+
+
+class SmallCNN(nn.Module):
+    """Four 3x3 conv-BN-ReLU stages (three max-pools), global average pooling (the ``width * 8``-d
+    penultimate features) and a linear head. Input: 3-channel images in [-1, 1]."""
+
+    def __init__(self, num_classes: int = 2, width: int = 16, in_channels: int = 3):
+        super().__init__()
+        chans = [in_channels, width, width * 2, width * 4, width * 8]
+        layers: list[nn.Module] = []
+        for i in range(4):
+            layers += [
+                nn.Conv2d(chans[i], chans[i + 1], 3, padding=1, bias=False),
+                nn.BatchNorm2d(chans[i + 1]),
+            ]
+            layers += [nn.ReLU(inplace=True)] + ([nn.MaxPool2d(2)] if i < 3 else [])
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(chans[-1], num_classes)
+        self.feature_dim = chans[-1]
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x).mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
 
 
 def feature_discriminator(feature_dim: int, hidden: int = 500) -> nn.Sequential:
