@@ -17,7 +17,9 @@ classifier on A's / B's labels only: the label-free a2b / b2a figure, as CyCADA 
 adaptation direction); ``sem-rc`` adds ``--semantic-recolour`` (for MNIST → MNIST-M: the gray MNIST
 classifier is trained on random recolourings, so that it reads coloured translations); ``sem-rs`` adds
 ``--semantic-reshape`` (each classifier trained under random warps and stroke widths, so that it reads
-the other handwriting).
+the other handwriting); ``sem-tr`` / ``sem-a-tr`` / ``sem-b-tr`` add ``--semantic-reader target`` to
+``sem`` / ``sem-a`` / ``sem-b`` (readers of the target's real images, taught by feature-aligned
+pseudo-labels, judge the translations).
 
 Runs are ``WORK/ARM-sSEED``; a run that stopped resumes (``--resume`` is exact), a finished
 one is reused. Each run keeps its checkpoint every ``--curve-every`` steps; the final model gets the
@@ -47,6 +49,9 @@ ARMS = {
     "sem-b": ["--semantic-loss", "--semantic-source", "b"],
     "sem-rc": ["--semantic-loss", "--semantic-recolour"],
     "sem-rs": ["--semantic-loss", "--semantic-reshape"],
+    "sem-tr": ["--semantic-loss", "--semantic-reader", "target"],
+    "sem-a-tr": ["--semantic-loss", "--semantic-source", "a", "--semantic-reader", "target"],
+    "sem-b-tr": ["--semantic-loss", "--semantic-source", "b", "--semantic-reader", "target"],
 }
 NETWORKS = {"default": [], "3x3": ["--kernel-size", "3", "--d-kernel-size", "4"]}
 METRICS = ("adaptation_accuracy_a2b", "adaptation_accuracy_b2a", "feature_adaptation_accuracy_a2b",

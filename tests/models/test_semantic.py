@@ -316,5 +316,10 @@ def test_semantic_reader_flows_from_the_config_and_needs_the_loss(shared_data):
     assert set(model.semantic.classifiers) == {"b", "a_from_b"} and model.labels_seen_in_training == {"b"}
     assert "target domain" in model.describe()["semantic loss"]
     assert set(k.split(".")[1] for k in model.extra_state()["semantic"]) == {"b", "a_from_b"}
+    restored = _semantic_model(shared_data, semantic_source="b", semantic_reader="target")
+    restored.load_extra_state(model.extra_state())
+    restored.prepare(log=lambda msg: pytest.fail(f"trained again after a restore: {msg}"))
+    assert restored.semantic.classifier_for("b2a") is restored.semantic.classifiers["a_from_b"]
+    assert all(torch.equal(v, restored.semantic.state_dict()[k]) for k, v in model.semantic.state_dict().items())
     with pytest.raises(ConfigError, match="--semantic-reader 'target': .*--semantic-loss"):
         replace(CycleGANConfig(), semantic_reader="target").validate()
