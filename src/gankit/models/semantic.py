@@ -71,9 +71,15 @@ def match_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
 def source_tensor(source: ImageSource, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """All labelled images of ``source`` square-resized to ``size`` as uint8 (N, C, size, size), and their
     labels (N,)."""
+    labels = labels_tensor(source)  # before reading every image
+    return images_tensor(source, size), labels
+
+
+def labels_tensor(source: ImageSource) -> torch.Tensor:
+    """The labels of ``source`` (N,); a clear error when it has none."""
     if source.labels is None:
         raise DataError(f"{source.description}: no labels; --semantic-loss needs labelled source images")
-    return images_tensor(source, size), torch.from_numpy(np.asarray(source.labels, dtype=np.int64))
+    return torch.from_numpy(np.asarray(source.labels, dtype=np.int64))
 
 
 def images_tensor(source: ImageSource, size: int) -> torch.Tensor:
@@ -105,11 +111,17 @@ def uint8_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch: int = 500) -> float:
+def probabilities(model: nn.Module, images: torch.Tensor, batch: int = 500) -> torch.Tensor:
+    """Softmax of ``model`` on uint8 ``images`` (N, K)."""
     model.eval()
-    hits = sum(int((model(to_unit(images[i : i + batch])).argmax(1) == labels[i : i + batch]).sum())
-               for i in range(0, len(images), batch))  # fmt: skip
-    return hits / max(1, len(images))
+    return torch.cat([model(to_unit(images[i : i + batch])).softmax(1) for i in range(0, len(images), batch)])
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch: int = 500) -> float:
+    if len(images) == 0:
+        return 0.0
+    return float((probabilities(model, images, batch).argmax(1) == labels).float().mean())
 
 
 def smooth_noise(shape: tuple[int, ...], size: int, generator: torch.Generator) -> torch.Tensor:
@@ -181,13 +193,6 @@ def train_task_classifier(train: ImageSource, test: ImageSource | None, channels
         test_images, test_labels = source_tensor(test, size)
         held_out = accuracy(model, test_images.expand(-1, model.in_channels, -1, -1), test_labels)
     return model.eval(), held_out
-
-
-@torch.no_grad()
-def probabilities(model: nn.Module, images: torch.Tensor, batch: int = 500) -> torch.Tensor:
-    """Softmax of ``model`` on uint8 ``images`` (N, K)."""
-    model.eval()
-    return torch.cat([model(to_unit(images[i : i + batch])).softmax(1) for i in range(0, len(images), batch)])
 
 
 def train_target_reader(source_images: torch.Tensor, source_labels: torch.Tensor, target_images: torch.Tensor, *,
@@ -271,6 +276,13 @@ def build_semantic_consistency(source: str, domains: Mapping[str, tuple[ImageSou
     every source's digits; ``target_readers`` adds, per source, a reader of the other domain
     (:func:`train_target_reader`; the other domain's test labels only report its accuracy)."""
     classifiers = {}
+    loaded: dict[int, torch.Tensor] = {}
+
+    def images(split: ImageSource) -> torch.Tensor:  # a2b's target is b2a's source: read each split once
+        if id(split) not in loaded:
+            loaded[id(split)] = images_tensor(split, size)
+        return loaded[id(split)]
+
     for letter in ("a", "b") if source == "both" else (source,):
         train, test, channels = domains[letter]
         other = "b" if letter == "a" else "a"
@@ -290,13 +302,15 @@ def build_semantic_consistency(source: str, domains: Mapping[str, tuple[ImageSou
             log(f"semantic loss: training a reader of domain {other.upper()} from domain {letter.upper()}'s labels "
                 f"(feature-aligned pseudo-labeller on {len(other_train)} unlabelled {other.upper()} images, then "
                 f"LeNet, {steps} steps)")  # fmt: skip
-            reader, kept = train_target_reader(*source_tensor(train, size), images_tensor(other_train, size),
+            reader, kept = train_target_reader(images(train), labels_tensor(train), images(other_train),
                                                seed=seed + SEED_OFFSET + 1, steps=steps)  # fmt: skip
             classifiers[f"{other}_from_{letter}"] = reader
             score = "no labelled test split"
             if other_test is not None and other_test.labels is not None:
-                x, y = source_tensor(other_test, size)
-                score = f"{accuracy(reader, x, y):.2%} on its test split (reported only)"
+                score = (
+                    f"{accuracy(reader, images(other_test), labels_tensor(other_test)):.2%} on its test split "
+                    "(reported only)"
+                )
             log(f"semantic loss: domain-{other.upper()} reader learnt from {kept:.0%} of the pseudo-labels, {score}, "
                 f"{time.perf_counter() - start:.0f} s")  # fmt: skip
     return SemanticConsistency(source, classifiers)
