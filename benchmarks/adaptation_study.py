@@ -19,7 +19,7 @@ classifier is trained on random recolourings, so that it reads coloured translat
 ``--semantic-reshape`` (each classifier trained under random warps and stroke widths, so that it reads
 the other handwriting); ``sem-tr`` / ``sem-a-tr`` / ``sem-b-tr`` add ``--semantic-reader target`` to
 ``sem`` / ``sem-a`` / ``sem-b`` (readers of the target's real images, taught by feature-aligned
-pseudo-labels, judge the translations).
+pseudo-labels, judge the translations); ``sem-tr-l2`` is ``sem-tr`` with ``--lambda-sem 2``.
 
 Runs are ``WORK/ARM-sSEED``; a run that stopped resumes (``--resume`` is exact), a finished
 one is reused. Each run keeps its checkpoint every ``--curve-every`` steps; the final model gets the
@@ -52,6 +52,7 @@ ARMS = {
     "sem-tr": ["--semantic-loss", "--semantic-reader", "target"],
     "sem-a-tr": ["--semantic-loss", "--semantic-source", "a", "--semantic-reader", "target"],
     "sem-b-tr": ["--semantic-loss", "--semantic-source", "b", "--semantic-reader", "target"],
+    "sem-tr-l2": ["--semantic-loss", "--semantic-reader", "target", "--lambda-sem", "2"],
 }
 NETWORKS = {"default": [], "3x3": ["--kernel-size", "3", "--d-kernel-size", "4"]}
 METRICS = ("adaptation_accuracy_a2b", "adaptation_accuracy_b2a", "feature_adaptation_accuracy_a2b",

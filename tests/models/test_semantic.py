@@ -323,3 +323,23 @@ def test_semantic_reader_flows_from_the_config_and_needs_the_loss(shared_data):
     assert all(torch.equal(v, restored.semantic.state_dict()[k]) for k, v in model.semantic.state_dict().items())
     with pytest.raises(ConfigError, match="--semantic-reader 'target': .*--semantic-loss"):
         replace(CycleGANConfig(), semantic_reader="target").validate()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on CI)")
+@pytest.mark.parametrize("options", [{}, {"reshape": True}, {"recolour": True}])
+def test_classifiers_train_on_the_gpu_and_leave_its_random_stream_alone(shared_data, options):
+    """A GPU run trains its classifiers and readers on the GPU (the CPU would be its slowest part)."""
+    from gankit.data.recipes import load_recipe
+    from gankit.data.sources import SubsetSource
+    from gankit.models.semantic import images_tensor, source_tensor, train_target_reader
+
+    train, test = load_recipe("mnist-usps", shared_data, "train"), load_recipe("mnist-usps", shared_data, "test")
+    usps = SubsetSource(train.source_b, range(2000))
+    state = torch.cuda.get_rng_state()
+    model, held_out = train_task_classifier(usps, test.source_b, 1, 32, seed=5, steps=150, device="cuda", **options)
+    assert next(model.parameters()).is_cuda and held_out > 0.7
+    assert torch.equal(torch.cuda.get_rng_state(), state)
+    images, labels = source_tensor(usps, 32)
+    mnist = images_tensor(SubsetSource(train.source_a, range(2000)), 32).cuda()
+    reader, kept = train_target_reader(images, labels, mnist, seed=3, steps=150)
+    assert next(reader.parameters()).is_cuda and 0 < kept <= 1

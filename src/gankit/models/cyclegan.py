@@ -359,7 +359,7 @@ class CycleGANModel(UnpairedTranslationModel):
                                                   steps=c.semantic_steps, recolour=c.semantic_recolour,
                                                   reshape=c.semantic_reshape,
                                                   target_readers=c.semantic_reader == "target",
-                                                  log=log)  # fmt: skip
+                                                  device=self.device, log=log)  # fmt: skip
         except DataError as e:
             raise ConfigError(f"--semantic-loss: {e}") from None
         self.semantic = semantic.to(self.device)

@@ -32,6 +32,7 @@ still gives the label of each untranslated source image:
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 
@@ -99,6 +100,17 @@ def images_tensor(source: ImageSource, size: int) -> torch.Tensor:
     return torch.from_numpy(images)
 
 
+@contextlib.contextmanager
+def seeded(seed: int, device: torch.device | str):
+    """Seed the global RNGs of the CPU and of ``device`` (the dropout draws of a model trained there) for the
+    block, and restore the caller's states after it: a classifier trained inside leaves the run's streams as
+    they were."""
+    device = torch.device(device)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
+
+
 def to_unit(x: torch.Tensor) -> torch.Tensor:
     return x.float() / 127.5 - 1
 
@@ -124,9 +136,12 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
     return float((probabilities(model, images, batch).argmax(1) == labels).float().mean())
 
 
-def smooth_noise(shape: tuple[int, ...], size: int, generator: torch.Generator) -> torch.Tensor:
-    """Uniform noise of ``shape`` (N, C, h, w) bilinearly upsampled to ``size``: a smooth random field."""
-    return F.interpolate(torch.rand(shape, generator=generator), size=size, mode="bilinear", align_corners=False)
+def smooth_noise(shape: tuple[int, ...], size: int, generator: torch.Generator,
+                 device: torch.device | str = "cpu") -> torch.Tensor:  # fmt: skip
+    """Uniform noise of ``shape`` (N, C, h, w) bilinearly upsampled to ``size``: a smooth random field. The
+    draws come from ``generator`` (on the CPU, so that a seed gives the same field on every device)."""
+    coarse = torch.rand(shape, generator=generator).to(device)
+    return F.interpolate(coarse, size=size, mode="bilinear", align_corners=False)
 
 
 def random_recolour(gray: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -135,11 +150,12 @@ def random_recolour(gray: torch.Tensor, generator: torch.Generator) -> torch.Ten
     smooth noise at a random level and contrast — the blend by which MNIST-M is made from photo patches
     (Ganin et al., JMLR 2016, §5.2.2), with noise in place of the photos."""
     digit = gray.add(1).div(2).expand(-1, 3, -1, -1)
-    n, size = len(gray), gray.shape[-1]
-    noise = (smooth_noise((n, 3, 4, 4), size, generator) + smooth_noise((n, 3, 16, 16), size, generator)) / 2
-    level = torch.rand(n, 3, 1, 1, generator=generator)
-    background = level + torch.rand(n, 3, 1, 1, generator=generator) * (1 - level) * noise
-    mode = torch.randint(3, (n, 1, 1, 1), generator=generator)
+    n, size, device = len(gray), gray.shape[-1], gray.device
+    noise = (smooth_noise((n, 3, 4, 4), size, generator, device)
+             + smooth_noise((n, 3, 16, 16), size, generator, device)) / 2  # fmt: skip
+    level = torch.rand(n, 3, 1, 1, generator=generator).to(device)
+    background = level + torch.rand(n, 3, 1, 1, generator=generator).to(device) * (1 - level) * noise
+    mode = torch.randint(3, (n, 1, 1, 1), generator=generator).to(device)
     out = torch.where(mode == 0, digit, torch.where(mode == 1, (background - digit).abs(), 1 - digit))
     return out * 2 - 1
 
@@ -157,21 +173,23 @@ def random_reshape(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     theta = torch.stack([torch.stack([cos, -sin + shear, torch.zeros(n)], 1),
                          torch.stack([sin, cos, torch.zeros(n)], 1)], 1)  # fmt: skip
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
     warped = F.grid_sample(x + 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1
-    amount = (torch.rand(n, 1, 1, 1, generator=generator) * 2 - 1) * 0.7
+    amount = ((torch.rand(n, 1, 1, 1, generator=generator) * 2 - 1) * 0.7).to(x.device)
     dilated = F.max_pool2d(warped, 3, 1, 1)
     eroded = -F.max_pool2d(-warped, 3, 1, 1)
     return warped + amount.clamp(min=0) * (dilated - warped) + (-amount).clamp(min=0) * (eroded - warped)
 
 
 def train_task_classifier(train: ImageSource, test: ImageSource | None, channels: int, size: int, *, seed: int,
-                          steps: int, num_classes: int = 10,
-                          recolour: bool = False, reshape: bool = False) -> tuple[LeNet, float | None]:  # fmt: skip
+                          steps: int, num_classes: int = 10, recolour: bool = False, reshape: bool = False,
+                          device: torch.device | str = "cpu") -> tuple[LeNet, float | None]:  # fmt: skip
     """A :class:`LeNet` trained on ``train``'s labels (seeded), frozen; and its accuracy on ``test`` (the same
     domain's held-out split, None without one). ``recolour`` (gray sources only) trains a colour classifier
-    on :func:`random_recolour` of the digits; ``reshape`` trains on :func:`random_reshape` of them."""
+    on :func:`random_recolour` of the digits; ``reshape`` trains on :func:`random_reshape` of them. Trained
+    on ``device`` (the run's: on a GPU this is where the steps are cheap); the random draws stay on the CPU."""
     images, labels = source_tensor(train, size)
+    images, labels = images.to(device), labels.to(device)
     if int(labels.max()) >= num_classes or int(labels.min()) < 0:
         raise DataError(f"{train.description}: labels must lie in 0..{num_classes - 1}")
     if recolour and channels != 1:
@@ -182,16 +200,16 @@ def train_task_classifier(train: ImageSource, test: ImageSource | None, channels
         x = random_reshape(to_unit(x), generator) if reshape else to_unit(x)
         return random_recolour(x, generator) if recolour else x
 
-    with torch.random.fork_rng(devices=[]):  # the seed alone fixes the weights and the dropout draws
-        torch.manual_seed(seed)
-        model = LeNet(3 if recolour else channels, num_classes)
+    with seeded(seed, device):  # the seed alone fixes the weights and the dropout draws
+        model = LeNet(3 if recolour else channels, num_classes).to(device)
         fit_classifier(model, images, labels, steps=steps, batch_size=BATCH_SIZE, lr=LR, generator=generator,
                        to_input=to_input)  # fmt: skip
     model.requires_grad_(False)
     held_out = None
     if test is not None and test.labels is not None:
         test_images, test_labels = source_tensor(test, size)
-        held_out = accuracy(model, test_images.expand(-1, model.in_channels, -1, -1), test_labels)
+        held_out = accuracy(model, test_images.to(device).expand(-1, model.in_channels, -1, -1),
+                            test_labels.to(device))  # fmt: skip
     return model.eval(), held_out
 
 
@@ -206,13 +224,14 @@ def train_target_reader(source_images: torch.Tensor, source_labels: torch.Tensor
     MNIST at ~96 % where a source-only classifier reads 74–93 %); it labels the target images, and those
     it labels with probability ≥ ``confidence`` train the LeNet from scratch. The LeNet never sees a
     source image or a translation, so it reads a translation as a reader of the target's handwriting
-    does, not as a reader of the source's (whose blind spot L_sem cannot otherwise see)."""
-    channels = target_images.shape[1]
-    source_images = uint8_channels(source_images, channels)
+    does, not as a reader of the source's (whose blind spot L_sem cannot otherwise see). Trained where
+    ``target_images`` lie."""
+    channels, device = target_images.shape[1], target_images.device
+    source_images = uint8_channels(source_images.to(device), channels)
+    source_labels = source_labels.to(device)
     generator = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        labeller = SmallCNN(num_classes, LABELLER["width"], in_channels=channels)
+    with seeded(seed, device):
+        labeller = SmallCNN(num_classes, LABELLER["width"], in_channels=channels).to(device)
         fit_classifier(labeller, source_images, source_labels,
                        steps=max(1, round(steps * LABELLER["steps_per_reader_step"])),
                        batch_size=LABELLER["batch_size"], lr=LABELLER["lr"], generator=generator, to_input=to_unit,
@@ -221,7 +240,7 @@ def train_target_reader(source_images: torch.Tensor, source_labels: torch.Tensor
         keep = best >= confidence
         if int(keep.sum()) < num_classes * BATCH_SIZE:  # too few confident: learn from every pseudo-label
             keep = torch.ones_like(keep)
-        reader = LeNet(channels, num_classes)
+        reader = LeNet(channels, num_classes).to(device)
         fit_classifier(reader, target_images[keep], pseudo[keep], steps=steps, batch_size=BATCH_SIZE, lr=LR,
                        generator=generator, to_input=to_unit)  # fmt: skip
     return reader.requires_grad_(False).eval(), float(keep.float().mean())
@@ -269,18 +288,18 @@ class SemanticConsistency(nn.Module):
 
 def build_semantic_consistency(source: str, domains: Mapping[str, tuple[ImageSource, ImageSource | None, int]],
                                size: int, *, seed: int, steps: int, recolour: bool = False, reshape: bool = False,
-                               target_readers: bool = False,
+                               target_readers: bool = False, device: torch.device | str = "cpu",
                                log: Callable[[str], None] = print) -> SemanticConsistency:  # fmt: skip
-    """Train the classifiers ``source`` needs: ``domains`` maps 'a'/'b' to (train split, test split or None,
-    channels). ``recolour`` recolours every gray source whose other domain is in colour; ``reshape`` warps
-    every source's digits; ``target_readers`` adds, per source, a reader of the other domain
+    """Train the classifiers ``source`` needs, on ``device``: ``domains`` maps 'a'/'b' to (train split, test
+    split or None, channels). ``recolour`` recolours every gray source whose other domain is in colour;
+    ``reshape`` warps every source's digits; ``target_readers`` adds, per source, a reader of the other domain
     (:func:`train_target_reader`; the other domain's test labels only report its accuracy)."""
     classifiers = {}
     loaded: dict[int, torch.Tensor] = {}
 
     def images(split: ImageSource) -> torch.Tensor:  # a2b's target is b2a's source: read each split once
         if id(split) not in loaded:
-            loaded[id(split)] = images_tensor(split, size)
+            loaded[id(split)] = images_tensor(split, size).to(device)
         return loaded[id(split)]
 
     for letter in ("a", "b") if source == "both" else (source,):
@@ -293,7 +312,7 @@ def build_semantic_consistency(source: str, domains: Mapping[str, tuple[ImageSou
             f"{len(train)} labelled images{extras})")  # fmt: skip
         classifiers[letter], held_out = train_task_classifier(train, test, channels, size, seed=seed + SEED_OFFSET,
                                                               steps=steps, recolour=recoloured,
-                                                              reshape=reshape)  # fmt: skip
+                                                              reshape=reshape, device=device)  # fmt: skip
         score = f"{held_out:.2%} on its held-out split" if held_out is not None else "no held-out split"
         log(f"semantic loss: domain-{letter.upper()} classifier {score}, {time.perf_counter() - start:.0f} s")
         if target_readers:
@@ -307,10 +326,8 @@ def build_semantic_consistency(source: str, domains: Mapping[str, tuple[ImageSou
             classifiers[f"{other}_from_{letter}"] = reader
             score = "no labelled test split"
             if other_test is not None and other_test.labels is not None:
-                score = (
-                    f"{accuracy(reader, images(other_test), labels_tensor(other_test)):.2%} on its test split "
-                    "(reported only)"
-                )
+                read = accuracy(reader, images(other_test), labels_tensor(other_test).to(device))
+                score = f"{read:.2%} on its test split (reported only)"
             log(f"semantic loss: domain-{other.upper()} reader learnt from {kept:.0%} of the pseudo-labels, {score}, "
                 f"{time.perf_counter() - start:.0f} s")  # fmt: skip
     return SemanticConsistency(source, classifiers)

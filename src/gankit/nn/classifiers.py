@@ -106,7 +106,7 @@ def fit_classifier(
     size = images.shape[-1]
     pad = max(1, size // 8)
     if target_images is not None:
-        disc = feature_discriminator(model.head.in_features)
+        disc = feature_discriminator(model.head.in_features).to(images.device)
         disc_opt = torch.optim.Adam(disc.parameters(), lr=lr / 10, betas=(0.5, 0.999))
     model.train()
     for step in range(steps):
@@ -139,7 +139,7 @@ def fit_classifier(
 def _augment(x: torch.Tensor, size: int, pad: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
     """Random horizontal flips (``flip``) and one random shift of up to ``pad`` pixels for the batch."""
     if flip:
-        flipped = torch.rand(len(x), generator=generator) < 0.5
+        flipped = (torch.rand(len(x), generator=generator) < 0.5).to(x.device)
         x = torch.where(flipped[:, None, None, None], x.flip(3), x)
     x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
     dx, dy = (int(v) for v in torch.randint(2 * pad + 1, (2,), generator=generator))
