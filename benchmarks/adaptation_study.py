@@ -11,15 +11,17 @@ default budget unless ``--steps`` says otherwise: the configuration ``gankit tra
 mnist-usps --semantic-loss`` gets. ``3x3`` gives the networks of the first study (3×3 generator, 4×4
 discriminator kernels), which cost about half as much per step.
 
-Arms: ``plain``, ``sem`` (the default ``--semantic-source both``: one classifier per domain, so each
+Arms: ``plain``, ``sem`` (``--semantic-source both``, the default: one classifier per domain, so each
 direction's target labels shaped the other direction's generator) and ``sem-a`` / ``sem-b`` (one
 classifier on A's / B's labels only: the label-free a2b / b2a figure, as CyCADA trains one model per
-adaptation direction); ``sem-rc`` adds ``--semantic-recolour`` (for MNIST → MNIST-M: the gray MNIST
+adaptation direction), each with the source classifiers as readers (``--semantic-reader source``, the
+default before 2026-12-04); ``sem-rc`` adds ``--semantic-recolour`` (for MNIST → MNIST-M: the gray MNIST
 classifier is trained on random recolourings, so that it reads coloured translations); ``sem-rs`` adds
 ``--semantic-reshape`` (each classifier trained under random warps and stroke widths, so that it reads
-the other handwriting); ``sem-tr`` / ``sem-a-tr`` / ``sem-b-tr`` add ``--semantic-reader target`` to
-``sem`` / ``sem-a`` / ``sem-b`` (readers of the target's real images, taught by feature-aligned
-pseudo-labels, judge the translations); ``sem-tr-l2`` is ``sem-tr`` with ``--lambda-sem 2``.
+the other handwriting); ``sem-tr`` / ``sem-a-tr`` / ``sem-b-tr`` are ``sem`` / ``sem-a`` / ``sem-b`` with
+``--semantic-reader target`` (what ``--semantic-loss`` alone now trains on MNIST ↔ USPS: readers of
+the target's real images, taught by feature-aligned pseudo-labels, judge the translations);
+``sem-tr-l2`` is ``sem-tr`` with ``--lambda-sem 2``.
 
 Runs are ``WORK/ARM-sSEED``; a run that stopped resumes (``--resume`` is exact), a finished
 one is reused. Each run keeps its checkpoint every ``--curve-every`` steps; the final model gets the
@@ -44,11 +46,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 ARMS = {
     "plain": [],
-    "sem": ["--semantic-loss"],
-    "sem-a": ["--semantic-loss", "--semantic-source", "a"],
-    "sem-b": ["--semantic-loss", "--semantic-source", "b"],
-    "sem-rc": ["--semantic-loss", "--semantic-recolour"],
-    "sem-rs": ["--semantic-loss", "--semantic-reshape"],
+    "sem": ["--semantic-loss", "--semantic-reader", "source"],
+    "sem-a": ["--semantic-loss", "--semantic-source", "a", "--semantic-reader", "source"],
+    "sem-b": ["--semantic-loss", "--semantic-source", "b", "--semantic-reader", "source"],
+    "sem-rc": ["--semantic-loss", "--semantic-recolour", "--semantic-reader", "source"],
+    "sem-rs": ["--semantic-loss", "--semantic-reshape", "--semantic-reader", "source"],
     "sem-tr": ["--semantic-loss", "--semantic-reader", "target"],
     "sem-a-tr": ["--semantic-loss", "--semantic-source", "a", "--semantic-reader", "target"],
     "sem-b-tr": ["--semantic-loss", "--semantic-source", "b", "--semantic-reader", "target"],

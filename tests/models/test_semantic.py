@@ -191,6 +191,7 @@ def test_recolour_applies_to_gray_sources_whose_other_domain_is_in_colour():
 def _semantic_model(shared_data, **fields):
     from gankit.models.cyclegan import CycleGANModel, cyclegan_config
 
+    fields = {"semantic_reader": "source"} | fields  # the source classifiers alone unless a test asks for readers
     config = cyclegan_config(dataset="mnist-usps", data_root=str(shared_data), blocks=1, ngf=8, ndf=8, workers=0,
                              semantic_loss=True, semantic_steps=5, **fields)  # fmt: skip
     return CycleGANModel(config, torch.device("cpu"))
@@ -304,11 +305,12 @@ def test_target_readers_are_saved_and_restored_with_their_channels():
     assert again.label_reader("b2a") is again.classifiers["b_from_a"]
 
 
-def test_semantic_reader_flows_from_the_config_and_needs_the_loss(shared_data):
-    from dataclasses import replace
-
+def test_semantic_reader_flows_from_the_config_and_is_the_target_where_channels_match(shared_data):
     from gankit.models.cyclegan import CycleGANConfig
 
+    assert CycleGANConfig(channels_a=1, channels_b=1).target_readers  # the default, auto: MNIST ↔ USPS
+    assert not CycleGANConfig(channels_a=1, channels_b=3).target_readers  # MNIST ↔ MNIST-M: source readers
+    assert CycleGANConfig(channels_a=1, channels_b=3, semantic_reader="target").target_readers
     model = _semantic_model(shared_data, semantic_source="b", semantic_reader="target")
     model.training_data()
     messages = []
@@ -321,8 +323,16 @@ def test_semantic_reader_flows_from_the_config_and_needs_the_loss(shared_data):
     restored.prepare(log=lambda msg: pytest.fail(f"trained again after a restore: {msg}"))
     assert restored.semantic.classifier_for("b2a") is restored.semantic.classifiers["a_from_b"]
     assert all(torch.equal(v, restored.semantic.state_dict()[k]) for k, v in model.semantic.state_dict().items())
-    with pytest.raises(ConfigError, match="--semantic-reader 'target': .*--semantic-loss"):
-        replace(CycleGANConfig(), semantic_reader="target").validate()
+
+
+def test_runs_saved_before_the_target_readers_keep_their_source_readers():
+    from gankit.models.cyclegan import CycleGANConfig
+    from gankit.models.persist import make_config
+
+    before = {"semantic_loss": True, "dataset": "mnist-usps"}  # what a run saved before the option held
+    assert make_config("cyclegan", before, "old/config.yaml").semantic_reader == "source"
+    since = CycleGANConfig(semantic_loss=True).to_dict()
+    assert make_config("cyclegan", since, "new/config.yaml").semantic_reader == "auto"
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on CI)")

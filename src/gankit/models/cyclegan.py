@@ -76,10 +76,12 @@ class CycleGANConfig(TranslationConfig):
     semantic_reshape: bool = opt(False, "train the task classifiers under random warps and stroke widths, so that "
                                  "a classifier of one handwriting reads another (MNIST ↔ USPS); reads no target "
                                  "image", group="loss")  # fmt: skip
-    semantic_reader: str = opt("source", "who reads the translations in the semantic loss: source (the source "
-                               "domain's task classifier, CyCADA) or target (a LeNet of the target domain's real "
-                               "images, taught by pseudo-labels from a source classifier whose features are "
-                               "aligned to the unlabelled target); reads no target label",
+    semantic_reader: str = opt("auto", "who reads the translations in the semantic loss: target (a LeNet of the "
+                               "target domain's real images, taught by pseudo-labels from a source classifier "
+                               "whose features are aligned to the unlabelled target; reads no target label), "
+                               "source (the source domain's task classifier, as in CyCADA) or auto (target "
+                               "where both domains have the same channels, e.g. MNIST ↔ USPS; source across gray "
+                               "and colour, e.g. MNIST ↔ MNIST-M, whose aligned features read the target at 0.26)",
                                choices=SEMANTIC_READERS, group="loss")  # fmt: skip
     latent_dim: int = opt(0, "Augmented CycleGAN (Almahairi et al. 2018): dimension K of the latent codes z_a, z_b "
                           "~ N(0, I) that make each input translate to many outputs (0 = plain CycleGAN)",
@@ -100,10 +102,21 @@ class CycleGANConfig(TranslationConfig):
         if self.latent_dim and self.norm != "instance":
             raise option_error("latent_dim", self.latent_dim, f"the code modulates instance norms, not --norm "
                                f"{self.norm}")  # fmt: skip
-        if self.semantic_reader != "source" and not self.semantic_loss:
-            raise option_error("semantic_reader", self.semantic_reader, "reads translations for --semantic-loss, "
-                               "which is off")  # fmt: skip
         return self
+
+    @property
+    def target_readers(self) -> bool:
+        """Whether readers of the target judge the translations (``semantic_reader``, ``auto`` resolved)."""
+        if self.semantic_reader == "auto":
+            return self.channels_a == self.channels_b
+        return self.semantic_reader == "target"
+
+    @classmethod
+    def upgrade_saved(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """A config saved before ``semantic_reader`` existed (saved configs hold every option since) trained
+        with the source classifiers as readers, the default until the target readers became it."""
+        data = super().upgrade_saved(data)
+        return data if "semantic_reader" in data else data | {"semantic_reader": "source"}
 
 
 def semantic_terms(
@@ -358,7 +371,7 @@ class CycleGANModel(UnpairedTranslationModel):
             semantic = build_semantic_consistency(c.semantic_source, domains, c.size, seed=c.seed,
                                                   steps=c.semantic_steps, recolour=c.semantic_recolour,
                                                   reshape=c.semantic_reshape,
-                                                  target_readers=c.semantic_reader == "target",
+                                                  target_readers=c.target_readers,
                                                   device=self.device, log=log)  # fmt: skip
         except DataError as e:
             raise ConfigError(f"--semantic-loss: {e}") from None
@@ -455,7 +468,7 @@ class CycleGANModel(UnpairedTranslationModel):
         c = self.config
         per_image = c.size * c.size * 4  # float32 pixels of one channel
         pools = c.pool_size * per_image * ((c.channels_a or 3) + (c.channels_b or 3)) * c.accumulate
-        lenets = 2 * (2 if c.semantic_reader == "target" else 1)
+        lenets = 2 * (2 if c.target_readers else 1)
         classifiers = lenets * 2_000_000 if c.semantic_loss else 0  # LeNets: ~0.43 M float32 parameters each
         return pools + classifiers if self.for_training else 0
 
@@ -495,7 +508,7 @@ class CycleGANModel(UnpairedTranslationModel):
               + (" (gray sources recoloured)" if c.semantic_recolour else "")
               + (" (digits reshaped)" if c.semantic_reshape else "")
               + ("; translations read by readers of the target domain taught by pseudo-labels"
-                 if c.semantic_reader == "target" else "")}
+                 if c.target_readers else "")}
              if c.semantic_loss else {})  # fmt: skip
 
     # --- Translator ------------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ from gankit.errors import DataError
 from gankit.nn.classifiers import LeNet, SmallCNN, fit_classifier
 
 SEMANTIC_SOURCES = ("a", "b", "both")
-SEMANTIC_READERS = ("source", "target")
+SEMANTIC_READERS = ("auto", "source", "target")
 SEED_OFFSET = 104729
 """Added to the run's seed for the classifier: never the evaluation judge's seed (0)."""
 BATCH_SIZE = 64
