@@ -183,13 +183,18 @@ def random_reshape(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 def train_task_classifier(train: ImageSource, test: ImageSource | None, channels: int, size: int, *, seed: int,
                           steps: int, num_classes: int = 10, recolour: bool = False, reshape: bool = False,
-                          device: torch.device | str = "cpu") -> tuple[LeNet, float | None]:  # fmt: skip
+                          device: torch.device | str = "cpu",
+                          read: Callable[[ImageSource], torch.Tensor] | None = None,
+                          ) -> tuple[LeNet, float | None]:  # fmt: skip
     """A :class:`LeNet` trained on ``train``'s labels (seeded), frozen; and its accuracy on ``test`` (the same
     domain's held-out split, None without one). ``recolour`` (gray sources only) trains a colour classifier
     on :func:`random_recolour` of the digits; ``reshape`` trains on :func:`random_reshape` of them. Trained
-    on ``device`` (the run's: on a GPU this is where the steps are cheap); the random draws stay on the CPU."""
-    images, labels = source_tensor(train, size)
-    images, labels = images.to(device), labels.to(device)
+    on ``device`` (the run's: on a GPU this is where the steps are cheap); the random draws stay on the CPU.
+    ``read`` gives a split's uint8 images (default :func:`images_tensor` at ``size``; a caller that reads
+    the same splits again passes its cache)."""
+    read = read or (lambda split: images_tensor(split, size))
+    labels = labels_tensor(train).to(device)  # before reading every image
+    images = read(train).to(device)
     if int(labels.max()) >= num_classes or int(labels.min()) < 0:
         raise DataError(f"{train.description}: labels must lie in 0..{num_classes - 1}")
     if recolour and channels != 1:
@@ -207,9 +212,8 @@ def train_task_classifier(train: ImageSource, test: ImageSource | None, channels
     model.requires_grad_(False)
     held_out = None
     if test is not None and test.labels is not None:
-        test_images, test_labels = source_tensor(test, size)
-        held_out = accuracy(model, test_images.to(device).expand(-1, model.in_channels, -1, -1),
-                            test_labels.to(device))  # fmt: skip
+        test_labels, test_images = labels_tensor(test).to(device), read(test).to(device)
+        held_out = accuracy(model, test_images.expand(-1, model.in_channels, -1, -1), test_labels)
     return model.eval(), held_out
 
 
@@ -312,7 +316,8 @@ def build_semantic_consistency(source: str, domains: Mapping[str, tuple[ImageSou
             f"{len(train)} labelled images{extras})")  # fmt: skip
         classifiers[letter], held_out = train_task_classifier(train, test, channels, size, seed=seed + SEED_OFFSET,
                                                               steps=steps, recolour=recoloured,
-                                                              reshape=reshape, device=device)  # fmt: skip
+                                                              reshape=reshape, device=device,
+                                                              read=images)  # fmt: skip
         score = f"{held_out:.2%} on its held-out split" if held_out is not None else "no held-out split"
         log(f"semantic loss: domain-{letter.upper()} classifier {score}, {time.perf_counter() - start:.0f} s")
         if target_readers:
