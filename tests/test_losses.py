@@ -2,7 +2,15 @@ import pytest
 import torch
 from torch import nn
 
-from gankit.losses import GAN_LOSSES, AdversarialLoss, clip_weights, cycle_loss, gradient_penalty, identity_loss
+from gankit.losses import (
+    GAN_LOSSES,
+    AdversarialLoss,
+    clip_weights,
+    cycle_loss,
+    gradient_penalty,
+    identity_loss,
+    luminance_loss,
+)
 
 
 def test_lsgan_values():
@@ -83,3 +91,15 @@ def test_label_noise_flips_the_requested_share_of_targets():
 def test_no_label_noise_keeps_the_plain_targets():
     real_t, fake_t = AdversarialLoss("lsgan").targets(torch.zeros(5), torch.zeros(5))
     assert torch.equal(real_t, torch.ones(5)) and torch.equal(fake_t, torch.zeros(5))
+
+
+def test_luminance_loss_is_zero_for_a_colour_image_and_its_own_luma_and_reads_bt601_weights():
+    colour = torch.rand(2, 3, 4, 4, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    luma = 0.299 * colour[:, :1] + 0.587 * colour[:, 1:2] + 0.114 * colour[:, 2:]
+    assert luminance_loss(luma, colour).item() == pytest.approx(0.0, abs=1e-6)
+    red = torch.zeros(1, 3, 4, 4)
+    red[:, 0] = 1.0  # pure red has luma 0.299: against a black gray image the loss is exactly that
+    assert luminance_loss(torch.zeros(1, 1, 4, 4), red).item() == pytest.approx(0.299)
+    gray = torch.zeros(1, 1, 4, 4, requires_grad=True)
+    luminance_loss(gray, red).backward()
+    assert gray.grad is not None and gray.grad.abs().sum() > 0

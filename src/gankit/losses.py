@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gankit.nn.layers import luminance
+
 GAN_LOSSES = ("lsgan", "vanilla", "minimax", "wgan", "wgan-gp", "hinge")
 
 
@@ -96,6 +98,13 @@ def cycle_loss(real: torch.Tensor, reconstructed: torch.Tensor) -> torch.Tensor:
 def identity_loss(real: torch.Tensor, mapped: torch.Tensor) -> torch.Tensor:
     """‖G(y) − y‖₁ (CycleGAN §5.2, after Taigman et al. 2017): keeps colours when nothing needs to change."""
     return F.l1_loss(mapped.float(), real.float())
+
+
+def luminance_loss(gray: torch.Tensor, colour: torch.Tensor) -> torch.Tensor:
+    """‖Y(colour) − gray‖₁: how far a colour image's luma is from the gray image it should share it with.
+    Where one domain is the other's luminance (colorization: the gray image is Y of the colour one), a
+    translation between them should change only chroma; Y is linear, so the term also holds on [-1, 1]."""
+    return F.l1_loss(luminance(colour.float()), luminance(gray.float()))
 
 
 def clip_weights(module: nn.Module, limit: float) -> None:

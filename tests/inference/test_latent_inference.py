@@ -85,3 +85,8 @@ def test_export_takes_the_code_as_a_second_input(model, tmp_path, fmt):
     assert check_export(model, "b2a", path, size=20, batch=2) < 1e-4
     fixed = export_generator(model, "a2b", fmt, tmp_path / f"fixed.{fmt}", dynamic=False)
     assert check_export(model, "a2b", fixed) < 1e-4
+    tied = CycleGANModel(dataclasses.replace(model.config, keep_luminance=True), torch.device("cpu"),
+                         for_training=False).eval()  # fmt: skip
+    for direction in ("a2b", "b2a"):  # the luminance tie travels inside the exported graph
+        assert check_export(tied, direction, export_generator(tied, direction, fmt, tmp_path / f"t{direction}.{fmt}"),
+                            size=20) < 1e-4  # fmt: skip

@@ -102,6 +102,60 @@ def test_the_generator_update_reaches_generators_and_encoders_through_every_term
     assert all(p.grad is None for d in (m.d_a, m.d_b, m.dz_a, m.dz_b) for p in d.parameters())
 
 
+@pytest.mark.parametrize("latent_dim", [0, K])
+@pytest.mark.parametrize("gray", ["a", "b"])
+def test_the_luminance_term_ties_each_translation_to_the_gray_side_whichever_domain_is_gray(latent_dim, gray):
+    """--lambda-luma adds λ·(‖Y(colour) − gray‖₁ of each direction) to the generators' objective, in plain
+    and augmented CycleGAN, with the gray domain on either side."""
+    channels = {"channels_a": 1, "channels_b": 3} if gray == "a" else {"channels_a": 3, "channels_b": 1}
+    off, on = tiny(latent_dim=latent_dim, **channels), tiny(latent_dim=latent_dim, lambda_luma=4.0, **channels)
+    a, b = images(2, channels["channels_a"]), images(2, channels["channels_b"], seed=2)
+    if latent_dim:
+        z_a, z_b = torch.randn(2, K), torch.randn(2, K)
+        out = on.nets.cycle(a, b, z_a, z_b)
+    else:
+        out = on.nets.cycle(a, b)
+    loss_off, terms_off = off.nets.generator_loss(a, b, out)
+    loss_on, terms = on.nets.generator_loss(a, b, out)
+    luma = {1: lambda x: x, 3: lambda x: 0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:]}
+    fake_b_luma, fake_a_luma = luma[out.fake_b.shape[1]](out.fake_b), luma[out.fake_a.shape[1]](out.fake_a)
+    expected_a2b = (fake_b_luma - luma[a.shape[1]](a)).abs().mean().item()
+    expected_b2a = (fake_a_luma - luma[b.shape[1]](b)).abs().mean().item()
+    assert terms["luma_a2b"].item() == pytest.approx(expected_a2b, rel=1e-5)
+    assert terms["luma_b2a"].item() == pytest.approx(expected_b2a, rel=1e-5)
+    assert "luma_a2b" not in terms_off
+    assert (loss_on - loss_off).item() == pytest.approx(4.0 * (expected_a2b + expected_b2a), rel=1e-4)
+    assert "luminance" in on.describe() and "luminance" not in off.describe()
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        (dict(lambda_luma=1.0), "--lambda-luma 1.0: the luminance tie joins a gray domain to a colour one; A has 3 "
+         "channels, B has 3"),
+        (dict(keep_luminance=True), "--keep-luminance True: the luminance tie joins a gray domain"),
+        (dict(keep_luminance=True, channels_a=1, generator="unet"), "--keep-luminance True: an option of the resnet "
+         "generator, not of unet"),
+    ],
+)  # fmt: skip
+def test_the_luminance_options_refuse_pairs_and_generators_they_cannot_tie(fields, message):
+    with pytest.raises(ConfigError, match=message):
+        tiny(latent_dim=0, **fields)
+
+
+@pytest.mark.parametrize("latent_dim", [0, K])
+def test_keep_luminance_ties_both_generators_and_leaves_the_weights_as_they_were(latent_dim):
+    off = tiny(latent_dim=latent_dim, channels_a=1)
+    on = tiny(latent_dim=latent_dim, channels_a=1, keep_luminance=True)
+    assert all(torch.equal(v, on.weights()[k]) for k, v in off.weights().items())
+    a = images(2, 1)
+    fake_b = on.nets.g_ab(a, torch.randn(1, K)) if latent_dim else on.nets.g_ab(a)
+    torch.testing.assert_close(0.299 * fake_b[:, :1] + 0.587 * fake_b[:, 1:2] + 0.114 * fake_b[:, 2:], a)
+    assert on.nets.g_ab.luminance if not latent_dim else on.nets.g_ab.body.luminance == "keep"
+    assert (on.nets.g_ba.luminance if not latent_dim else on.nets.g_ba.body.luminance) == "residual"
+    assert "--keep-luminance" in on.describe()["luminance"]
+
+
 @pytest.mark.parametrize("gan_loss", ["lsgan", "wgan-gp"])
 def test_code_discriminators_tell_the_prior_from_inferred_codes(gan_loss):
     model = tiny(gan_loss=gan_loss)

@@ -128,3 +128,41 @@ def test_encoder_and_code_discriminator_shapes_and_errors():
     assert d(z).shape == (5, 1)
     penalty = gradient_penalty(d, z, torch.randn(5, K))  # WGAN-GP on codes: interpolates per row
     assert penalty.shape == () and torch.isfinite(penalty)
+
+
+@pytest.mark.parametrize(("mode", "cin", "cout"), [("keep", 1, 3), ("residual", 3, 1)])
+def test_the_luminance_tie_holds_in_every_path_of_the_generator(mode, cin, cout):
+    """--keep-luminance: gray → colour outputs have exactly the input as their luma and colour → gray outputs
+    are the input's luma plus the network's correction, in the plain and the conditional generator, bound to
+    one code, with taps (CUT) and tiled (the exact executor keeps the input to the end)."""
+    x = torch.rand(1, cin, 40, 52, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    torch.manual_seed(0)
+    plain = init_weights(ResnetGenerator(cin, cout, ngf=4, n_blocks=2, luminance=mode), "normal", 0.3).eval()
+    torch.manual_seed(0)
+    untied = init_weights(ResnetGenerator(cin, cout, ngf=4, n_blocks=2), "normal", 0.3).eval()
+    assert all(torch.equal(p, q) for p, q in zip(plain.state_dict().values(), untied.state_dict().values()))
+    with torch.no_grad():
+        y, raw = plain(x), untied(x)
+        luma = 0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:] if cin == 3 else x
+        if mode == "keep":
+            raw_luma = 0.299 * raw[:, :1] + 0.587 * raw[:, 1:2] + 0.114 * raw[:, 2:]
+            torch.testing.assert_close(0.299 * y[:, :1] + 0.587 * y[:, 1:2] + 0.114 * y[:, 2:], x)
+            torch.testing.assert_close(y, raw - raw_luma + x)
+        else:
+            torch.testing.assert_close(y, luma + raw)
+        assert torch.equal(plain.forward_with_taps(x, ["block1"])[0], y)
+        torch.testing.assert_close(translate_tiled(plain, x, tile=16, ram_bytes=0), y, atol=1e-4, rtol=0)
+        g = ConditionalResnetGenerator(cin, cout, K, ngf=4, n_blocks=2, luminance=mode).eval()
+        z = torch.randn(1, K)
+        coded = g(x, z)
+        torch.testing.assert_close(g.bind(z)(x), coded)
+        torch.testing.assert_close(translate_tiled(CodedGenerator(g, z), x, tile=16), coded, atol=1e-4, rtol=0)
+        if mode == "keep":
+            torch.testing.assert_close(0.299 * coded[:, :1] + 0.587 * coded[:, 1:2] + 0.114 * coded[:, 2:], x)
+
+
+def test_the_luminance_tie_refuses_channels_it_cannot_tie():
+    with pytest.raises(ValueError, match="luminance mode 'keep' maps 1 to 3 channels, not 3 to 3"):
+        ResnetGenerator(3, 3, ngf=4, n_blocks=1, luminance="keep")
+    with pytest.raises(ValueError, match="unknown luminance mode 'bright'"):
+        ResnetGenerator(1, 3, ngf=4, n_blocks=1, luminance="bright")

@@ -72,7 +72,7 @@ from gankit.errors import GankitError
 from gankit.inference.padding import pad_to_multiple
 from gankit.nn.generators import ResnetBlock, ResnetGenerator
 from gankit.nn.latent import CodedGenerator
-from gankit.nn.layers import FixedDepthwiseConv2d, PooledConv2d
+from gankit.nn.layers import FixedDepthwiseConv2d, PooledConv2d, with_input_luminance
 from gankit.runtime import available_memory
 
 DEFAULT_RAM_BYTES = 256 * 2**20
@@ -215,12 +215,28 @@ class _Stage:
     dst: _Act
 
 
+class _LuminanceTie(_Residual):
+    """The resnet generator's tie of its output to the input's luma (``luminance``), a residual from the input."""
+
+    def __init__(self, src: _Act, mode: str):
+        super().__init__(src)
+        self.mode = mode
+
+    def apply(self, x, region, ctx, owned):
+        return with_input_luminance(x, ctx.value(self.src, *region), self.mode)
+
+
 class _ResBegin:
     pass
 
 
 class _ResEnd:
     pass
+
+
+@dataclass
+class _LuminanceEnd:
+    mode: str
 
 
 class _AveragePool2x2(FixedDepthwiseConv2d):
@@ -237,7 +253,10 @@ def _flatten(module: nn.Module) -> list:
     if isinstance(module, PooledConv2d) and type(module).forward is PooledConv2d.forward:
         return [module, _AveragePool2x2(module)]  # its own attributes describe the stride-1 conv
     if isinstance(module, ResnetGenerator) and type(module).forward is ResnetGenerator.forward:
-        return [x for part in (module.stem, module.down, module.blocks, module.up, module.head) for x in _flatten(part)]
+        layers = [
+            x for part in (module.stem, module.down, module.blocks, module.up, module.head) for x in _flatten(part)
+        ]
+        return layers if module.luminance is None else [_ResBegin(), *layers, _LuminanceEnd(module.luminance)]
     if isinstance(module, ResnetBlock) and type(module).forward is ResnetBlock.forward:
         return [_ResBegin(), *_flatten(module.body), _ResEnd()]
     if isinstance(module, nn.Sequential) and type(module).forward is nn.Sequential.forward:
@@ -313,12 +332,14 @@ def _compile(generator: nn.Module) -> tuple[list[_Act], list[_Stage]]:
     pad: _Pad | None = None
     stack: list[_Act] = []
     for item in items:
-        if isinstance(item, (_ResBegin, _ResEnd)):
+        if isinstance(item, (_ResBegin, _ResEnd, _LuminanceEnd)):
             if pad is not None:
                 raise TilingUnsupported("a padding layer directly before a residual boundary cannot be tiled")
             if isinstance(item, _ResBegin):
                 cur.materialize = True
                 stack.append(cur)
+            elif isinstance(item, _LuminanceEnd):
+                cur.chain.append(_LuminanceTie(stack.pop(), item.mode))
             else:
                 cur.chain.append(_Residual(stack.pop()))
             continue

@@ -13,7 +13,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601
+from gankit.nn.layers import LUMA_WEIGHTS, luminance
+
 DEFAULT_BLUR_SIGMA = 1.0
 _SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
 
@@ -26,17 +27,6 @@ __all__ = [
     "pearson_per_image",
     "sobel_magnitude",
 ]
-
-
-def luminance(x: torch.Tensor) -> torch.Tensor:
-    """Luma (N, 1, H, W) of images (N, C, H, W) with C = 1 (returned as is) or C = 3 (BT.601 weights)."""
-    if x.ndim != 4 or x.shape[1] not in (1, 3):
-        raise ValueError(f"expected (N, 1 or 3, H, W) images, got shape {tuple(x.shape)}")
-    x = x if x.is_floating_point() else x.float()
-    if x.shape[1] == 1:
-        return x
-    w = torch.tensor(LUMA_WEIGHTS, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x * w).sum(1, keepdim=True)
 
 
 def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -52,7 +52,14 @@ from torch import nn
 
 from gankit.losses import AdversarialLoss, cycle_loss, gradient_penalty
 from gankit.models.base import Model, make_optimizer
-from gankit.models.cyclegan import DIRECTIONS, CycleGANConfig, CycleGANModel, semantic_terms
+from gankit.models.cyclegan import (
+    DIRECTIONS,
+    CycleGANConfig,
+    CycleGANModel,
+    luminance_description,
+    luminance_terms,
+    semantic_terms,
+)
 from gankit.models.semantic import SemanticConsistency
 from gankit.models.translation import (
     build_translation_discriminator,
@@ -109,7 +116,7 @@ class AugmentedCycleGANNetworks(nn.Module):
             return ConditionalResnetGenerator(cin, cout, k, c.ngf or 64, c.blocks, padding=c.g_padding,
                                               dropout=c.dropout, final=c.final, antialias=c.antialias,
                                               kernel_size=c.generator_kernel or 3, activation=c.activation,
-                                              downsample=c.downsample)  # fmt: skip
+                                              downsample=c.downsample, luminance=c.luminance_mode(cin))  # fmt: skip
 
         self.g_ab, self.g_ba = generator(ca, cb), generator(cb, ca)
         if with_discriminators:
@@ -165,7 +172,8 @@ class AugmentedCycleGANNetworks(nn.Module):
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The objective of G_AB, G_BA, E_A, E_B (module docstring): adversarial terms on images and on
         inferred codes, image cycles weighted λ_cyc, code cycles weighted λ_latent; plus, as for CycleGAN,
-        λ_sem·L_sem with a ``semantic`` consistency term (``--semantic-loss``, CyCADA eq. 4)."""
+        λ_sem·L_sem with a ``semantic`` consistency term (``--semantic-loss``, CyCADA eq. 4) and the luminance
+        term of ``--lambda-luma``."""
         c, adv = self.config, self.adversarial
         terms = {
             "G_adv_a2b": adv.g_loss(self.d_b(out.fake_b)),
@@ -183,6 +191,10 @@ class AugmentedCycleGANNetworks(nn.Module):
         if semantic is not None:
             sem, weighted = semantic_terms(semantic, c, real_a, real_b, out.fake_a, out.fake_b)
             terms |= sem
+            total = total + weighted
+        if c.lambda_luma:
+            luma, weighted = luminance_terms(c, real_a, real_b, out.fake_a, out.fake_b)
+            terms |= luma
             total = total + weighted
         terms["G_total"] = total
         return total, terms
@@ -314,7 +326,7 @@ class AugmentedCycleGANModel(CycleGANModel):
             "images": f"{c.size}px crops, channels A={c.channels_a} B={c.channels_b}, batch {c.batch_size}",
             "grids": f"each row: real | translations with {GRID_CODES} fixed codes | reconstruction of the first "
             "(A rows: A→B→A, B rows: B→A→B, with the code inferred by the encoder)",
-        }
+        } | luminance_description(c)
 
     # --- Translator (stochastic) ------------------------------------------------------------------------
     @property

@@ -23,7 +23,7 @@ from torch import nn
 
 from gankit.config import opt, option_error
 from gankit.errors import ConfigError, DataError
-from gankit.losses import AdversarialLoss, clip_weights, cycle_loss, gradient_penalty, identity_loss
+from gankit.losses import AdversarialLoss, clip_weights, cycle_loss, gradient_penalty, identity_loss, luminance_loss
 from gankit.models.base import make_optimizer, set_requires_grad
 from gankit.models.pool import ImagePool
 from gankit.models.registry import register
@@ -83,6 +83,13 @@ class CycleGANConfig(TranslationConfig):
                                "where both domains have the same channels, e.g. MNIST ↔ USPS; source across gray "
                                "and colour, e.g. MNIST ↔ MNIST-M, whose aligned features read the target at 0.26)",
                                choices=SEMANTIC_READERS, group="loss")  # fmt: skip
+    lambda_luma: float = opt(0.0, "gray ↔ colour pairs: weight of the luminance term ‖Y(G(a)) − a‖₁ + ‖F(b) − Y(b)‖₁, "
+                             "which keeps the gray image as its translation's luma (ITU-R 601) so that only the "
+                             "colours are translated (0 = off)", group="loss", ge=0)  # fmt: skip
+    keep_luminance: bool = opt(False, "gray ↔ colour pairs: tie each resnet generator's output to its input's luma "
+                               "(ITU-R 601): gray → colour keeps the gray image as its luma and chooses only the "
+                               "colours, colour → gray corrects the colour image's luma (instance norm otherwise "
+                               "loses each image's brightness)", group="model")  # fmt: skip
     latent_dim: int = opt(0, "Augmented CycleGAN (Almahairi et al. 2018): dimension K of the latent codes z_a, z_b "
                           "~ N(0, I) that make each input translate to many outputs (0 = plain CycleGAN)",
                           group="model", ge=0)  # fmt: skip
@@ -99,10 +106,22 @@ class CycleGANConfig(TranslationConfig):
         if self.latent_dim and self.generator != "resnet":
             raise option_error("latent_dim", self.latent_dim, f"the code modulates the resnet generator's instance "
                                f"norms; --generator {self.generator} has none")  # fmt: skip
+        channels = {self.channels_a, self.channels_b}
+        for name in ("lambda_luma", "keep_luminance"):
+            if getattr(self, name) and None not in channels and channels != {1, 3}:
+                raise option_error(name, getattr(self, name), f"the luminance tie joins a gray domain to a colour "
+                                   f"one; A has {self.channels_a} channels, B has {self.channels_b}")  # fmt: skip
+        if self.keep_luminance and self.generator != "resnet":
+            raise option_error("keep_luminance", True, f"an option of the resnet generator, not of {self.generator} "
+                               "(add --no-keep-luminance)")  # fmt: skip
         if self.latent_dim and self.norm != "instance":
             raise option_error("latent_dim", self.latent_dim, f"the code modulates instance norms, not --norm "
                                f"{self.norm}")  # fmt: skip
         return self
+
+    def luminance_mode(self, in_channels: int) -> str | None:
+        """How ``--keep-luminance`` ties the generator from ``in_channels`` (None without the option)."""
+        return None if not self.keep_luminance else "keep" if in_channels == 1 else "residual"
 
     @property
     def target_readers(self) -> bool:
@@ -117,6 +136,32 @@ class CycleGANConfig(TranslationConfig):
         with the source classifiers as readers, the default until the target readers became it."""
         data = super().upgrade_saved(data)
         return data if "semantic_reader" in data else data | {"semantic_reader": "source"}
+
+
+def luminance_terms(
+    config: CycleGANConfig,
+    real_a: torch.Tensor,
+    real_b: torch.Tensor,
+    fake_a: torch.Tensor,
+    fake_b: torch.Tensor,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """``--lambda-luma``: each translation between a gray and a colour domain keeps the gray side's luma
+    (:func:`~gankit.losses.luminance_loss`), and their weighted sum. The gray image is the colour image's
+    luminance (colorization), so this is a prior on the pair, not a paired loss: no image's partner is read."""
+    gray_a = config.channels_a == 1
+    terms = {"luma_a2b": luminance_loss(real_a, fake_b) if gray_a else luminance_loss(fake_b, real_a),
+             "luma_b2a": luminance_loss(fake_a, real_b) if gray_a else luminance_loss(real_b, fake_a)}  # fmt: skip
+    return terms, config.lambda_luma * (terms["luma_a2b"] + terms["luma_b2a"])
+
+
+def luminance_description(config: CycleGANConfig) -> dict[str, str]:
+    """The run page's line for ``--lambda-luma`` and ``--keep-luminance`` (none when both are off)."""
+    said = []
+    if config.lambda_luma:
+        said.append(f"λ_luma {config.lambda_luma:g}: translations keep the gray side's luma (ITU-R 601)")
+    if config.keep_luminance:
+        said.append("generators tied to their input's luma (--keep-luminance)")
+    return {"luminance": " · ".join(said)} if said else {}
 
 
 def semantic_terms(
@@ -155,8 +200,8 @@ class CycleGANNetworks(nn.Module):
             raise ValueError("CycleGAN needs a resolved config (channels_a and channels_b set)")
         self.config = config
         ca, cb = config.channels_a, config.channels_b
-        self.g_ab = build_translation_generator(config, ca, cb)
-        self.g_ba = build_translation_generator(config, cb, ca)
+        self.g_ab = build_translation_generator(config, ca, cb, luminance=config.luminance_mode(ca))
+        self.g_ba = build_translation_generator(config, cb, ca, luminance=config.luminance_mode(cb))
         if with_discriminators:
             self.d_a = build_translation_discriminator(config, ca)
             self.d_b = build_translation_discriminator(config, cb)
@@ -254,7 +299,7 @@ class CycleGANNetworks(nn.Module):
         semantic: SemanticConsistency | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """L_GAN(G, D_B) + L_GAN(F, D_A) + λ_cyc·L_cyc + λ_cyc·λ_id·L_id (CycleGAN eq. 3 and §5.2), plus
-        λ_sem·L_sem with a ``semantic`` consistency term (CyCADA eq. 4)."""
+        λ_sem·L_sem with a ``semantic`` consistency term (CyCADA eq. 4) and λ_luma·L_luma (:func:`luminance_terms`)."""
         c = self.config
         terms = {
             "G_adv_a2b": self.adversarial.g_loss(self._net("d_b")(out.fake_b)),
@@ -272,6 +317,10 @@ class CycleGANNetworks(nn.Module):
         if semantic is not None:
             sem, weighted = semantic_terms(semantic, c, real_a, real_b, out.fake_a, out.fake_b)
             terms |= sem
+            total = total + weighted
+        if c.lambda_luma:
+            luma, weighted = luminance_terms(c, real_a, real_b, out.fake_a, out.fake_b)
+            terms |= luma
             total = total + weighted
         terms["G_total"] = total
         return total, terms
@@ -509,7 +558,7 @@ class CycleGANModel(UnpairedTranslationModel):
               + (" (digits reshaped)" if c.semantic_reshape else "")
               + ("; translations read by readers of the target domain taught by pseudo-labels"
                  if c.target_readers else "")}
-             if c.semantic_loss else {})  # fmt: skip
+             if c.semantic_loss else {}) | luminance_description(c)  # fmt: skip
 
     # --- Translator ------------------------------------------------------------------------------------
     @property

@@ -45,6 +45,7 @@ from torch import nn
 from gankit.data.sources import ImageSource
 from gankit.errors import DataError
 from gankit.nn.classifiers import LeNet, SmallCNN, fit_classifier
+from gankit.nn.layers import luminance
 
 SEMANTIC_SOURCES = ("a", "b", "both")
 SEMANTIC_READERS = ("auto", "source", "target")
@@ -52,7 +53,6 @@ SEED_OFFSET = 104729
 """Added to the run's seed for the classifier: never the evaluation judge's seed (0)."""
 BATCH_SIZE = 64
 LR = 1e-3
-LUMA = (0.299, 0.587, 0.114)
 LABELLER = {"width": 16, "batch_size": 64, "lr": 2e-3, "steps_per_reader_step": 1.2}  # fmt: skip
 """The pseudo-labeller of :func:`train_target_reader`: the evaluation's feature-level recipe (2,400 steps
 beside the reader's default 2,000)."""
@@ -65,7 +65,7 @@ def match_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
     if x.shape[1] == channels:
         return x
     if channels == 1:
-        return (x * x.new_tensor(LUMA)[None, :, None, None]).sum(1, keepdim=True)
+        return luminance(x)
     return x.expand(-1, channels, -1, -1)
 
 

@@ -162,13 +162,15 @@ class TranslationConfig(GANConfig):
                        "d_kernel_size": old if discriminator == "scalar" else None}  # fmt: skip
 
 
-def build_translation_generator(config: TranslationConfig, in_channels: int, out_channels: int) -> nn.Module:
-    """The generator the options describe (before :func:`init_translation_networks`)."""
+def build_translation_generator(config: TranslationConfig, in_channels: int, out_channels: int, *,
+                                luminance: str | None = None) -> nn.Module:  # fmt: skip
+    """The generator the options describe (before :func:`init_translation_networks`); ``luminance`` ties a
+    resnet generator's output to its input's luma (:func:`~gankit.nn.layers.with_input_luminance`)."""
     c = config
     return build_generator(c.generator, in_channels, out_channels, ngf=c.ngf, n_blocks=c.blocks, depth=c.unet_depth,
                         kernel_size=c.generator_kernel, norm=c.norm, padding=c.g_padding, dropout=c.dropout,
                         final=c.final, antialias=c.antialias, activation=c.activation,
-                        downsample=c.downsample)  # fmt: skip
+                        downsample=c.downsample, luminance=luminance)  # fmt: skip
 
 
 def build_translation_discriminator(config: TranslationConfig, channels: int) -> nn.Module:

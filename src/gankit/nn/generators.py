@@ -17,12 +17,14 @@ from gankit.nn.layers import (
     Dropout,
     blur_downsample,
     blur_upsample,
+    check_luminance_channels,
     conv_bias,
     downsampling_conv,
     final_activation,
     hidden_activation,
     norm_layer,
     padded_conv,
+    with_input_luminance,
 )
 
 
@@ -75,6 +77,8 @@ class ResnetGenerator(nn.Module):
     ``activation="leaky"`` puts LeakyReLU(0.2) in place of every ReLU, and ``downsample="avgpool"``
     makes each stride-2 conv a stride-1 conv followed by 2×2 average pooling (GANs in Action §5.4.5,
     seed 001; :class:`~gankit.nn.layers.PooledConv2d`); both keep every parameter's name and shape.
+    ``luminance`` (``keep`` for gray → colour, ``residual`` for colour → gray) ties the output to the
+    input's luma (:func:`~gankit.nn.layers.with_input_luminance`); it adds no parameter.
 
     :meth:`forward_with_taps` also returns intermediate features at named *taps* (:attr:`tap_names`):
     ``input``, ``stem`` (after the first conv block), ``down1``/``down2`` (the raw output of each
@@ -99,11 +103,13 @@ class ResnetGenerator(nn.Module):
         kernel_size: int = 3,
         activation: str = "relu",
         downsample: str = "stride",
+        luminance: str | None = None,
     ):
         super().__init__()
         if antialias and downsample != "stride":
             raise ValueError(f"antialiased sampling downsamples by blurring; it cannot be combined with {downsample!r}")
-        self.in_channels, self.ngf = in_channels, ngf
+        check_luminance_channels(luminance, in_channels, out_channels)
+        self.in_channels, self.ngf, self.luminance = in_channels, ngf, luminance
         bias = conv_bias(norm)
         k = _odd_kernel(kernel_size, "resnet")
         p = k // 2
@@ -135,7 +141,11 @@ class ResnetGenerator(nn.Module):
         self.head = nn.Sequential(*padded_conv(ngf, out_channels, 7, padding), final_activation(final))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.up(self.blocks(self.down(self.stem(x)))))
+        return self.tie_luminance(self.head(self.up(self.blocks(self.down(self.stem(x))))), x)
+
+    def tie_luminance(self, output: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+        """``output`` tied to the input ``source``'s luma as ``luminance`` says (unchanged without it)."""
+        return output if self.luminance is None else with_input_luminance(output, source, self.luminance)
 
     @property
     def tap_names(self) -> tuple[str, ...]:
@@ -171,13 +181,14 @@ class ResnetGenerator(nn.Module):
         feats = {"input": x} if "input" in wanted else {}
         if encode_only and len(feats) == len(wanted):
             return None, [feats[t] for t in taps]
+        source = x
         for layer, tap in self._tapped_layers():
             x = layer(x)
             if tap in wanted:
                 feats[tap] = x
                 if encode_only and len(feats) == len(wanted):
                     return None, [feats[t] for t in taps]
-        return x, [feats[t] for t in taps]
+        return self.tie_luminance(x, source), [feats[t] for t in taps]
 
 
 class UnetGenerator(nn.Module):
@@ -421,18 +432,22 @@ def build_generator(
     antialias: bool = False,
     activation: str = "relu",
     downsample: str = "stride",
+    luminance: str | None = None,
 ) -> nn.Module:
     """Generator by name; ``ngf=None``/``depth=None``/``kernel_size=None`` pick each architecture's
     published values (kernel 3 for resnet and unet, 4 for unet-upsample and unet-skip); ``antialias``
-    applies to the resnet generator only."""
+    and ``luminance`` apply to the resnet generator only."""
     if antialias and name != "resnet":
         raise ValueError(f"antialiased sampling is an option of the resnet generator, not of {name!r}")
+    if luminance is not None and name != "resnet":
+        raise ValueError(f"the luminance tie is an option of the resnet generator, not of {name!r}")
     opts = {"activation": activation, "downsample": downsample}
     if kernel_size is not None:
         opts["kernel_size"] = kernel_size
     if name == "resnet":
         return ResnetGenerator(in_channels, out_channels, ngf or 64, n_blocks, norm=norm, padding=padding,
-                               dropout=dropout, final=final, antialias=antialias, **opts)  # fmt: skip
+                               dropout=dropout, final=final, antialias=antialias, luminance=luminance,
+                               **opts)  # fmt: skip
     if name == "unet":
         return UnetGenerator(in_channels, out_channels, ngf or 32, depth or 4, norm=norm, final=final, **opts)
     if name == "unet-upsample":

@@ -130,6 +130,7 @@ class ConditionalResnetGenerator(nn.Module):
         kernel_size: int = 3,
         activation: str = "relu",
         downsample: str = "stride",
+        luminance: str | None = None,
     ):
         super().__init__()
         if latent_dim < 1:
@@ -137,7 +138,7 @@ class ConditionalResnetGenerator(nn.Module):
         self.latent_dim = latent_dim
         self.body = ResnetGenerator(in_channels, out_channels, ngf, n_blocks, norm="instance", padding=padding,
                                     dropout=dropout, final=final, antialias=antialias, kernel_size=kernel_size,
-                                    activation=activation, downsample=downsample)  # fmt: skip
+                                    activation=activation, downsample=downsample, luminance=luminance)  # fmt: skip
         _replace_instance_norms(self.body, latent_dim)
         self.size_multiple = self.body.size_multiple
 
@@ -146,11 +147,11 @@ class ConditionalResnetGenerator(nn.Module):
         return self.body.in_channels
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        b = self.body
+        b, source = self.body, x
         x = _run(b.down, _run(b.stem, x, z), z)
         for block in b.blocks:
             x = x + _run(block.body, x, z)
-        return _run(b.head, _run(b.up, x, z), z)
+        return b.tie_luminance(_run(b.head, _run(b.up, x, z), z), source)
 
     def bind(self, z: torch.Tensor) -> ResnetGenerator:
         """A plain :class:`ResnetGenerator` computing ``self(x, z)`` for one code ``z`` (1, K), its conv

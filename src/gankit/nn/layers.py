@@ -193,6 +193,47 @@ def final_activation(kind: str) -> nn.Module:
     raise ValueError(f"unknown final activation {kind!r}; choose tanh, sigmoid or none")
 
 
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+"""ITU-R BT.601 luma weights of R, G, B: how PIL (and so every gray domain built here) turns colour into gray."""
+LUMINANCE_MODES = ("keep", "residual")
+
+
+def luminance(x: torch.Tensor) -> torch.Tensor:
+    """Luma (N, 1, H, W) of images (N, C, H, W) with C = 1 (returned as is) or C = 3 (BT.601 weights); one
+    image (C, H, W) gives (1, H, W)."""
+    if x.ndim not in (3, 4) or x.shape[-3] not in (1, 3):
+        raise ValueError(f"expected (N, 1 or 3, H, W) images, got shape {tuple(x.shape)}")
+    x = x if x.is_floating_point() else x.float()
+    if x.shape[-3] == 1:
+        return x
+    w = torch.tensor(LUMA_WEIGHTS, dtype=x.dtype, device=x.device).view(3, 1, 1)
+    return (x * w).sum(-3, keepdim=True)
+
+
+def with_input_luminance(output: torch.Tensor, source: torch.Tensor, mode: str) -> torch.Tensor:
+    """A gray ↔ colour generator's output tied to its input's luma. ``keep`` (gray → colour): the output's
+    own luma is replaced by the gray input, ``output − Y(output) + source``, so the network chooses only
+    chroma; ``residual`` (colour → gray): the output is a correction of the input's luma, ``Y(source) +
+    output``. Instance norm removes each image's mean and contrast from the first layer on, so without the
+    tie a colorization network cannot know how bright the image it colours was (Zhang et al. 2016 predict
+    chroma given the lightness for the same reason)."""
+    if mode == "keep":
+        return output - luminance(output) + source
+    if mode == "residual":
+        return luminance(source) + output
+    raise ValueError(f"unknown luminance mode {mode!r}; choose one of {LUMINANCE_MODES}")
+
+
+def check_luminance_channels(mode: str | None, in_channels: int, out_channels: int) -> None:
+    """``mode`` needs a gray input and a colour output (``keep``) or the reverse (``residual``)."""
+    wanted = {None: None, "keep": (1, 3), "residual": (3, 1)}
+    if mode not in wanted:
+        raise ValueError(f"unknown luminance mode {mode!r}; choose one of {LUMINANCE_MODES}")
+    if mode is not None and (in_channels, out_channels) != wanted[mode]:
+        raise ValueError(f"luminance mode {mode!r} maps {wanted[mode][0]} to {wanted[mode][1]} channels, not "
+                         f"{in_channels} to {out_channels}")  # fmt: skip
+
+
 @torch.no_grad()
 def init_weights(module: nn.Module, kind: str = "normal", gain: float = 0.02) -> nn.Module:
     """Initialize conv/linear weights from N(0, gain) and biases at 0 (CycleGAN paper §4; seeds 003,
