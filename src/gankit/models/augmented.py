@@ -56,9 +56,8 @@ from gankit.models.cyclegan import (
     DIRECTIONS,
     CycleGANConfig,
     CycleGANModel,
+    consistency_terms,
     luminance_description,
-    luminance_terms,
-    semantic_terms,
 )
 from gankit.models.semantic import SemanticConsistency
 from gankit.models.translation import (
@@ -188,14 +187,9 @@ class AugmentedCycleGANNetworks(nn.Module):
         total = (terms["G_adv_a2b"] + terms["G_adv_b2a"] + c.lambda_latent_gan * (terms["Z_adv_a"] + terms["Z_adv_b"])
                  + c.lambda_cyc * (terms["cycle_a"] + terms["cycle_b"])
                  + c.lambda_latent * (terms["code_a"] + terms["code_b"]))  # fmt: skip
-        if semantic is not None:
-            sem, weighted = semantic_terms(semantic, c, real_a, real_b, out.fake_a, out.fake_b)
-            terms |= sem
-            total = total + weighted
-        if c.lambda_luma:
-            luma, weighted = luminance_terms(c, real_a, real_b, out.fake_a, out.fake_b)
-            terms |= luma
-            total = total + weighted
+        extra, weighted = consistency_terms(semantic, c, real_a, real_b, out.fake_a, out.fake_b)
+        terms |= extra
+        total = total + weighted
         terms["G_total"] = total
         return total, terms
 

@@ -178,6 +178,28 @@ def semantic_terms(
     return terms, config.lambda_sem * terms["sem_a2b"] + weight_b2a * terms["sem_b2a"]
 
 
+def consistency_terms(
+    semantic: SemanticConsistency | None,
+    config: CycleGANConfig,
+    real_a: torch.Tensor,
+    real_b: torch.Tensor,
+    fake_a: torch.Tensor,
+    fake_b: torch.Tensor,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor | float]:
+    """What the translations must keep of their inputs beyond the cycle, shared by plain and augmented
+    CycleGAN: labels (:func:`semantic_terms`, with a ``semantic`` module) and the gray side's luma
+    (:func:`luminance_terms`, with ``--lambda-luma``); their terms and weighted sum (0 when both are off)."""
+    terms: dict[str, torch.Tensor] = {}
+    total: torch.Tensor | float = 0.0
+    if semantic is not None:
+        sem, weighted = semantic_terms(semantic, config, real_a, real_b, fake_a, fake_b)
+        terms, total = terms | sem, total + weighted
+    if config.lambda_luma:
+        luma, weighted = luminance_terms(config, real_a, real_b, fake_a, fake_b)
+        terms, total = terms | luma, total + weighted
+    return terms, total
+
+
 @dataclass
 class GeneratorOutputs:
     """The images one forward pass of both cycles produces (kept for the D step and sample grids)."""
@@ -314,14 +336,9 @@ class CycleGANNetworks(nn.Module):
             terms["idt_a"] = identity_loss(real_b, idt_a)
             terms["idt_b"] = identity_loss(real_a, idt_b)
             total = total + c.lambda_cyc * c.lambda_id * (terms["idt_a"] + terms["idt_b"])
-        if semantic is not None:
-            sem, weighted = semantic_terms(semantic, c, real_a, real_b, out.fake_a, out.fake_b)
-            terms |= sem
-            total = total + weighted
-        if c.lambda_luma:
-            luma, weighted = luminance_terms(c, real_a, real_b, out.fake_a, out.fake_b)
-            terms |= luma
-            total = total + weighted
+        extra, weighted = consistency_terms(semantic, c, real_a, real_b, out.fake_a, out.fake_b)
+        terms |= extra
+        total = total + weighted
         terms["G_total"] = total
         return total, terms
 
