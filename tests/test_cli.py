@@ -74,6 +74,8 @@ def test_digit_recipes_bring_digit_sized_networks_that_yaml_and_flags_override(t
     digits = resolved("--dataset", "mnist-usps")
     assert (digits["blocks"], digits["ngf"], digits["ndf"], digits["batch_size"]) == (6, 32, 32, 4)
     assert digits["flip"] is False  # a mirrored digit is no digit
+    assert digits["steps"] == 4000 and resolved("--dataset", "mnist-usps", "--steps", "2000")["steps"] == 2000
+    assert resolved("--dataset", "mnist-mnistm")["steps"] == 2000  # the longer budget is measured on mnist-usps only
     assert resolved("--dataset", "mnist-usps", "--flip")["flip"] is True
     weights = resolved("--dataset", "mnist-usps", "--semantic-loss", "--lambda-sem-b2a", "5")
     assert (weights["lambda_sem"], weights["lambda_sem_b2a"]) == (1.0, 5.0)
