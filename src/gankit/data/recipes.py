@@ -82,8 +82,7 @@ MNIST_USPS_OPTIONS = (*DIGIT_OPTIONS, ("steps", 4000))
 """MNIST ↔ USPS trains for 4,000 steps, whichever model (``--steps`` still wins): with ``--semantic-loss``
 that budget reaches both of CyCADA's adaptation figures (Hoffman et al. 2018: 95.6 % / 96.5 %) at the pixel
 level alone on every seed measured (four) and keeps more labels both ways than 2,000 steps, which falls short
-USPS → MNIST (docs/results.md, "Four thousand steps over three seeds"). ``--steps 2000`` gives the budget digit
-runs had before."""
+USPS → MNIST. ``--steps 2000`` gives the budget digit runs had before."""
 
 
 COLORIZATION_OPTIONS = (("keep_luminance", True), ("lambda_luma", 10.0))
