@@ -149,6 +149,7 @@ def test_export_cli_both_formats(tmp_path, capsys):
         (["--blocks", "-2"], "--blocks"),
         (["--batch-size", "0"], "--batch-size"),
         (["--lambda-cyc", "-1"], "--lambda-cyc"),
+        (["--cycle-noise", "-0.1"], "--cycle-noise"),
         (["--steps", "0"], "--steps"),
         (["--n-critic", "0"], "--n-critic"),
         (["--label-smoothing", "1.5"], "--label-smoothing"),

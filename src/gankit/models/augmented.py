@@ -58,6 +58,7 @@ from gankit.models.cyclegan import (
     CycleGANModel,
     consistency_terms,
     luminance_description,
+    perturbed_for_reconstruction,
 )
 from gankit.models.semantic import SemanticConsistency
 from gankit.models.translation import (
@@ -149,16 +150,17 @@ class AugmentedCycleGANNetworks(nn.Module):
 
     # --- the augmented cycles -----------------------------------------------------------------------
     def cycle(self, real_a: torch.Tensor, real_b: torch.Tensor, z_a: torch.Tensor, z_b: torch.Tensor, *,
-              reconstruct: bool = True) -> AugmentedOutputs:  # fmt: skip
+              reconstruct: bool = True, cycle_noise: float = 0.0) -> AugmentedOutputs:  # fmt: skip
         """Translations with the prior codes, the codes inferred from them and, with ``reconstruct``,
-        the reconstructions of both images and both codes (the augmented cycles, paper §4)."""
+        the reconstructions of both images and both codes (the augmented cycles, paper §4), the images'
+        from translations perturbed by ``cycle_noise`` (:func:`perturbed_for_reconstruction`)."""
         fake_b, fake_a = self.g_ab(real_a, z_b), self.g_ba(real_b, z_a)
         out = AugmentedOutputs(z_a=z_a, z_b=z_b, fake_b=fake_b, fake_a=fake_a,
                                inferred_a=self.e_a(real_a, fake_b), inferred_b=self.e_b(fake_a, real_b))  # fmt: skip
         if reconstruct:
-            out.rec_a = self.g_ba(fake_b, out.inferred_a)
+            out.rec_a = self.g_ba(perturbed_for_reconstruction(fake_b, cycle_noise), out.inferred_a)
             out.rec_z_b = self.e_b(real_a, fake_b)
-            out.rec_b = self.g_ab(fake_a, out.inferred_b)
+            out.rec_b = self.g_ab(perturbed_for_reconstruction(fake_a, cycle_noise), out.inferred_b)
             out.rec_z_a = self.e_a(fake_a, real_b)
         return out
 
@@ -262,7 +264,8 @@ class AugmentedCycleGANModel(CycleGANModel):
 
     def forward_cycle(self, real_a: torch.Tensor, real_b: torch.Tensor, *, generator_step: bool) -> AugmentedOutputs:
         z_a, z_b = self.draw_codes(real_a.shape[0])
-        return self.nets.cycle(real_a, real_b, z_a, z_b, reconstruct=generator_step)
+        noise = self.config.cycle_noise
+        return self.nets.cycle(real_a, real_b, z_a, z_b, reconstruct=generator_step, cycle_noise=noise)
 
     def discriminator_terms(
         self,

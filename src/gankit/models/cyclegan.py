@@ -58,6 +58,10 @@ class CycleGANConfig(TranslationConfig):
 
     lambda_cyc: float = opt(10.0, "cycle-consistency weight λ_cyc", group="loss", ge=0)
     lambda_id: float = opt(0.5, "identity weight, relative to λ_cyc (paper 0.5; 0 disables)", group="loss", ge=0)
+    cycle_noise: float = opt(0.0, "std of Gaussian noise added to each translation before the reverse generator "
+                             "reconstructs it (images span [-1, 1]), so that the cycle cannot be paid by a faint "
+                             "signal hidden in the translation (Chu et al. 2017); 0 = off", group="loss",
+                             ge=0)  # fmt: skip
     pool_size: int = opt(50, "history of generated images shown to the discriminators (0 = none)", group="run", ge=0)
     semantic_loss: bool = opt(False, "CyCADA semantic-consistency loss: a frozen task classifier trained on source "
                               "labels must read the same label before and after translation (Hoffman et al. 2018)",
@@ -178,6 +182,14 @@ def semantic_terms(
     return terms, config.lambda_sem * terms["sem_a2b"] + weight_b2a * terms["sem_b2a"]
 
 
+def perturbed_for_reconstruction(translation: torch.Tensor, std: float) -> torch.Tensor:
+    """The translation the reverse generator reconstructs from: with ``std`` > 0, plus N(0, std²) noise.
+    CycleGAN learns to hide what the reconstruction needs in a low-amplitude signal of the translation
+    (Chu, Zhmoginov & Sandler 2017, "CycleGAN, a master of steganography"); noise of that amplitude
+    destroys such a signal, so the cycle must be paid by visible content instead."""
+    return translation if std == 0 else translation + std * torch.randn_like(translation)
+
+
 def consistency_terms(
     semantic: SemanticConsistency | None,
     config: CycleGANConfig,
@@ -296,10 +308,12 @@ class CycleGANNetworks(nn.Module):
         span the batch. ``batch_passes = False`` forces one pass per input (the reference path)."""
         return self.batch_passes and self.config.norm != "batch"
 
-    def cycle(self, real_a: torch.Tensor, real_b: torch.Tensor, *, identity: bool = False) -> GeneratorOutputs:
+    def cycle(self, real_a: torch.Tensor, real_b: torch.Tensor, *, identity: bool = False,
+              cycle_noise: float = 0.0) -> GeneratorOutputs:  # fmt: skip
         """Both cycles; with ``identity`` (and :attr:`uses_identity`) also G(b) and F(a) for the
         identity loss. G's two inputs, real a and real b, are then one batch of two, and likewise F's:
-        the same arithmetic per image (see :attr:`shares_batches`) in fewer, larger passes."""
+        the same arithmetic per image (see :attr:`shares_batches`) in fewer, larger passes. With
+        ``cycle_noise`` the reconstructions start from noisy translations (:func:`perturbed_for_reconstruction`)."""
         identity = identity and self.uses_identity
         g_ab, g_ba = self._net("g_ab"), self._net("g_ba")
         if identity and self.shares_batches:
@@ -310,8 +324,9 @@ class CycleGANNetworks(nn.Module):
             fake_b, fake_a = g_ab(real_a), g_ba(real_b)
             idt_a = g_ab(real_b) if identity else None
             idt_b = g_ba(real_a) if identity else None
-        return GeneratorOutputs(fake_b=fake_b, rec_a=g_ba(fake_b), fake_a=fake_a, rec_b=g_ab(fake_a),
-                                idt_a=idt_a, idt_b=idt_b)  # fmt: skip
+        rec_a = g_ba(perturbed_for_reconstruction(fake_b, cycle_noise))
+        rec_b = g_ab(perturbed_for_reconstruction(fake_a, cycle_noise))
+        return GeneratorOutputs(fake_b=fake_b, rec_a=rec_a, fake_a=fake_a, rec_b=rec_b, idt_a=idt_a, idt_b=idt_b)
 
     def generator_loss(
         self,
@@ -467,7 +482,7 @@ class CycleGANModel(UnpairedTranslationModel):
     def forward_cycle(self, real_a: torch.Tensor, real_b: torch.Tensor, *, generator_step: bool) -> Any:
         """One batch's forward passes: the whole cycle (with identity terms) for the generator update,
         the translations alone for the extra discriminator batches of ``--n-critic``."""
-        return self.nets.cycle(real_a, real_b, identity=generator_step)
+        return self.nets.cycle(real_a, real_b, identity=generator_step, cycle_noise=self.config.cycle_noise)
 
     def discriminator_terms(
         self, real_a: torch.Tensor, real_b: torch.Tensor, fake_a: torch.Tensor, fake_b: torch.Tensor, out: Any
@@ -575,7 +590,9 @@ class CycleGANModel(UnpairedTranslationModel):
               + (" (digits reshaped)" if c.semantic_reshape else "")
               + ("; translations read by readers of the target domain taught by pseudo-labels"
                  if c.target_readers else "")}
-             if c.semantic_loss else {}) | luminance_description(c)  # fmt: skip
+             if c.semantic_loss else {}) | luminance_description(c) | (
+            {"cycle noise": f"reconstructions start from translations plus N(0, {c.cycle_noise:g}²) noise"}
+            if c.cycle_noise else {})  # fmt: skip
 
     # --- Translator ------------------------------------------------------------------------------------
     @property
