@@ -11,7 +11,11 @@ For each run (a `--semantic-loss` digit run, e.g. the three seeds of the digit d
   run's checkpoint) and ``--other-seeds`` more task classifiers trained the same way on the same source
   still read as the source label: if other seeds disagree with the loss's classifier, the flips are
   adversarial to its weights and an ensemble would catch them; if they agree, the two handwritings'
-  readers disagree.
+  readers disagree;
+- the same on ``--images`` random images of the source's train split, which the translator trained on,
+  beside the share of translations the loss's reader reads as the label the loss asks for: a translator
+  that satisfies its loss on train images (~0.99) while the judge keeps fewer labels there has found the
+  reader's blind spots; the fall from train to test is what it did not learn to generalise.
 
 For the first run, ``--fit-seeds`` adaptation classifiers (the recipe of `gankit eval`, one per seed) on
 its USPS → MNIST translations of the whole B train split: how far one classifier's seed moves adaptation
@@ -54,6 +58,35 @@ def share_of(readers: dict[str, np.ndarray], chosen: np.ndarray, wanted: np.ndar
     return {name: round(float((read[chosen] == wanted[chosen]).mean()), 3) for name, read in readers.items()}
 
 
+def translate_and_read(generator, source, images: int, size: int, judge, loss_reader, labeller, others: dict) -> dict:
+    """Translate ``images`` random images of ``source`` and read them: the judge against the true labels
+    (label preservation), and the loss's reader against the label the loss asks for (its labeller's
+    reading of the untranslated image): where the second holds and the first does not, the translator
+    satisfied the loss in the reader's blind spot; where the second fails, it did not learn to."""
+    idx = np.random.default_rng(0).permutation(len(source))[:images]
+    read = {"judge": [], "loss": [], "wanted": [], **{name: [] for name in others}}
+    with torch.no_grad():
+        for x in stream(source, idx, size, 256):
+            fake = translate_tensor(generator, x).float()
+            read["judge"].append(judge.predict(tensor_to_uint8(fake, judge.config.image_size))[0].argmax(1))
+            read["wanted"].append(labeller(match_channels(x, labeller.in_channels)).argmax(1).numpy())
+            for name, reader in [("loss", loss_reader), *others.items()]:
+                read[name].append(reader(match_channels(fake, reader.in_channels)).argmax(1).numpy())
+    read = {k: np.concatenate(v) for k, v in read.items()}
+    labels = np.asarray(source.labels)[idx]
+    flipped = read["judge"] != labels
+    readers = {k: v for k, v in read.items() if k not in ("judge", "wanted")}
+    return {
+        "images": len(idx),
+        "label_preservation": round(float((~flipped).mean()), 4),
+        "loss_reader_keeps_loss_label": round(float((read["loss"] == read["wanted"]).mean()), 4),
+        "flips": label_flips(read["judge"], labels),
+        "flipped": int(flipped.sum()),
+        "flipped_read_as_source": share_of(readers, flipped, labels),
+        "flipped_read_as_judge": share_of(readers, flipped, read["judge"]),
+    }
+
+
 def readings(run: Path, data_root: str, images: int, other_seeds: list[int], lenet_steps: int | None) -> dict:
     model = load_model(run, "cpu")
     c = model.config
@@ -74,26 +107,11 @@ def readings(run: Path, data_root: str, images: int, other_seeds: list[int], len
             reader, _ = train_task_classifier(source_train, None, loss_reader.in_channels, c.size, seed=seed,
                                               steps=lenet_steps or c.semantic_steps)  # fmt: skip
             others.append(reader)
-        idx = np.random.default_rng(0).permutation(len(source))[:images]
-        read = {"judge": [], "loss": [], **{f"seed {s}": [] for s in other_seeds}}
-        with torch.no_grad():
-            for x in stream(source, idx, c.size, 256):
-                fake = translate_tensor(model.generator(d), x).float()
-                read["judge"].append(judge.predict(tensor_to_uint8(fake, judge.config.image_size))[0].argmax(1))
-                for name, reader in [("loss", loss_reader)] + [(f"seed {s}", o) for s, o in zip(other_seeds, others)]:
-                    read[name].append(reader(match_channels(fake, reader.in_channels)).argmax(1).numpy())
-        read = {k: np.concatenate(v) for k, v in read.items()}
-        labels = np.asarray(source.labels)[idx]
-        flipped = read["judge"] != labels
-        readers = {k: v for k, v in read.items() if k != "judge"}
-        out[d] = {
-            "images": len(idx),
-            "label_preservation": round(float((~flipped).mean()), 4),
-            "flips": label_flips(read["judge"], labels),
-            "flipped": int(flipped.sum()),
-            "flipped_read_as_source": share_of(readers, flipped, labels),
-            "flipped_read_as_judge": share_of(readers, flipped, read["judge"]),
-        }
+        labeller = semantic.label_reader(d)
+        r = out[d] = translate_and_read(model.generator(d), source, images, c.size, judge, loss_reader, labeller,
+                                        dict(zip((f"seed {s}" for s in other_seeds), others)))  # fmt: skip
+        seen = translate_and_read(model.generator(d), source_train, images, c.size, judge, loss_reader, labeller, {})
+        r["train_split"] = {k: seen[k] for k in ("images", "label_preservation", "loss_reader_keeps_loss_label")}
     return out
 
 
@@ -139,6 +157,10 @@ def main() -> None:
                   + ", ".join(f"{k} {s:.3f}" for k, s in v["flipped_read_as_source"].items())
                   + "; agreeing with the judge: "
                   + ", ".join(f"{k} {s:.3f}" for k, s in v["flipped_read_as_judge"].items()))  # fmt: skip
+            t = v["train_split"]
+            print(f"  {d}: the loss's reader keeps the loss's label on {v['loss_reader_keeps_loss_label']:.3f} of "
+                  f"test / {t['loss_reader_keeps_loss_label']:.3f} of train translations; label preservation "
+                  f"{v['label_preservation']:.3f} / {t['label_preservation']:.3f}")  # fmt: skip
     if args.fit_seeds:
         result["adaptation_classifier_seed_spread"] = spread = seed_spread(args.runs[0], args.data_root, args.fit_seeds)
         acc = spread["adaptation_accuracy_b2a"]

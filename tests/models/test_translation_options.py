@@ -1,6 +1,6 @@
 """The translation options of issue 17 part 4 on the model side: what the flags and recipes build,
 what they refuse, what saved runs of earlier versions rebuild, and CycleGAN's noisy and smoothed
-labels."""
+labels, and the noise that keeps the cycle from hiding the input in its translations."""
 
 from __future__ import annotations
 
@@ -14,8 +14,11 @@ from torch import nn
 
 from gankit.cli import main
 from gankit.config import read_yaml_options
+from gankit.data.loading import resolve_config
+from gankit.data.recipes import load_recipe
 from gankit.io import save_safetensors
-from gankit.models.cyclegan import CycleGANConfig, CycleGANModel, CycleGANNetworks
+from gankit.losses import cycle_loss
+from gankit.models.cyclegan import CycleGANConfig, CycleGANModel, CycleGANNetworks, perturbed_for_reconstruction
 from gankit.models.persist import WEIGHTS_FORMAT, load_model, make_config
 
 OLD_RUN = Path(__file__).resolve().parents[1] / "fixtures" / "v0_1_0" / "cyclegan"
@@ -104,6 +107,16 @@ def test_digit_recipes_default_to_kernel_5_and_flags_override(capsys):
     assert kernels(nets.g_ab) == {7, 3} and kernels(nets.d_a) == {4}
 
 
+def test_mnist_usps_trains_on_random_32_px_crops_of_34_px_digits(shared_data):
+    """Shifts of up to 2 px (docs/results.md: USPS → MNIST keeps more labels); the crop scales with --size."""
+
+    def load_size(dataset: str = "mnist-usps", **flags) -> int:
+        return resolve_config(CycleGANConfig(**flags), load_recipe(dataset, shared_data)).load_size
+
+    assert (load_size(), load_size(size=64), load_size(load_size=32)) == (34, 68, 32)
+    assert load_size("mnist-mnistm") == 32
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [
@@ -135,6 +148,40 @@ def test_noisy_and_smoothed_labels_reach_cyclegans_discriminators():
     assert d_loss(label_smoothing=0.1) == pytest.approx(0.5 * 0.1**2)
     torch.manual_seed(0)
     assert d_loss(label_noise=0.3) == pytest.approx(0.3, abs=0.03)  # 8192 targets: σ ≈ 0.005
+
+
+def test_cycle_noise_spoils_a_reconstruction_paid_by_a_hidden_signal_and_not_the_translation():
+    """Chu et al. 2017: a cycle can be paid by a faint copy of the input hidden in the translation. Here
+    G writes the input at amplitude 0.01 over a constant and F amplifies it back: exact without noise,
+    while noise of std 0.1 costs the reconstruction about 0.1 / 0.01 · √(2/π) ≈ 8 per pixel; the other cycle,
+    whose translation F(b) carries b at full amplitude, only 0.1 · 0.01 · √(2/π)."""
+    nets = networks(CycleGANConfig(**TINY | {"channels_b": 1}))
+    nets.g_ab, nets.g_ba = _Hide(), _Reveal()
+    real = torch.rand(2, 1, 32, 32) * 2 - 1
+    clean = nets.cycle(real, real)
+    torch.manual_seed(0)
+    noisy = nets.cycle(real, real, cycle_noise=0.1)
+    assert torch.equal(noisy.fake_b, clean.fake_b) and torch.equal(noisy.fake_a, clean.fake_a)
+    assert cycle_loss(real, clean.rec_a) < 1e-5
+    assert cycle_loss(real, noisy.rec_a) == pytest.approx(0.1 / 0.01 * (2 / torch.pi) ** 0.5, rel=0.05)
+    assert cycle_loss(real, noisy.rec_b) == pytest.approx(0.1 * 0.01 * (2 / torch.pi) ** 0.5, rel=0.05)
+
+
+def test_cycle_noise_has_the_requested_spread_and_zero_is_the_identity():
+    image = torch.zeros(4, 3, 64, 64)
+    assert perturbed_for_reconstruction(image, 0.0) is image
+    torch.manual_seed(0)
+    assert float(perturbed_for_reconstruction(image, 0.2).std()) == pytest.approx(0.2, rel=0.02)
+
+
+class _Hide(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 + 0.01 * x
+
+
+class _Reveal(nn.Module):
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return (y - 0.5) / 0.01
 
 
 class _Perfect(nn.Module):
