@@ -2,6 +2,9 @@
 
     python benchmarks/label_flips.py RUN [RUN …] --data-root ../shared/data
 
+(RUN: a run folder, read at its newest checkpoint, or one checkpoint ``RUN/checkpoints/step_N.pt``;
+``--images`` larger than a split reads the whole split.)
+
 For each run (a `--semantic-loss` digit run, e.g. the three seeds of the digit default):
 
 - per source digit, the share of ``--images`` random test translations that the evaluation's judge (the
@@ -88,9 +91,10 @@ def translate_and_read(generator, source, images: int, size: int, judge, loss_re
 
 
 def readings(run: Path, data_root: str, images: int, other_seeds: list[int], lenet_steps: int | None) -> dict:
-    model = load_model(run, "cpu")
+    checkpoint = run if run.suffix == ".pt" else newest_checkpoint(run)
+    model = load_model(checkpoint, "cpu")
     c = model.config
-    state = read_checkpoint(newest_checkpoint(run))["extra"].get("semantic")
+    state = read_checkpoint(checkpoint)["extra"].get("semantic")
     if not state:
         raise SystemExit(f"{run}: not a --semantic-loss run (its checkpoint holds no task classifier)")
     semantic = load_semantic_state(c.semantic_source, state, torch.device("cpu"))
@@ -132,7 +136,7 @@ def seed_spread(run: Path, data_root: str, seeds: list[int]) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("runs", nargs="+", type=Path, help="--semantic-loss digit run folders")
+    p.add_argument("runs", nargs="+", type=Path, help="--semantic-loss digit run folders or their checkpoints")
     p.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"))
     p.add_argument("--images", type=int, default=2000, help="random test images per direction (default 2000)")
     p.add_argument("--other-seeds", type=int, nargs="*", default=[11, 12], help="seeds of the extra task classifiers")
