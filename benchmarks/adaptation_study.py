@@ -21,7 +21,9 @@ classifier is trained on random recolourings, so that it reads coloured translat
 the other handwriting); ``sem-tr`` / ``sem-a-tr`` / ``sem-b-tr`` are ``sem`` / ``sem-a`` / ``sem-b`` with
 ``--semantic-reader target`` (what ``--semantic-loss`` alone now trains on MNIST ↔ USPS: readers of
 the target's real images, taught by feature-aligned pseudo-labels, judge the translations);
-``sem-tr-l2`` is ``sem-tr`` with ``--lambda-sem 2``.
+``sem-tr-l2`` is ``sem-tr`` with ``--lambda-sem 2``. Every other arm with the loss runs with
+``--no-semantic-recolour``, which mnist-mnistm turns on by default since 2026-12-05, so that each arm keeps
+its meaning.
 
 Runs are ``WORK/ARM-sSEED``; a run that stopped resumes (``--resume`` is exact), a finished
 one is reused. Each run keeps its checkpoint every ``--curve-every`` steps; the final model gets the
@@ -82,8 +84,10 @@ def train(run: Path, arm: str, seed: int, args) -> dict:
             cmd = gankit("train", "--resume", str(run), "--no-progress")
         else:
             steps = ["--steps", str(args.steps)] if args.steps else []
+            plain_lenet = "--semantic-loss" in ARMS[arm] and "--semantic-recolour" not in ARMS[arm]
             cmd = gankit("train", "cyclegan", "--dataset", args.dataset, "--data-root", args.data_root,
-                         *NETWORKS[args.networks], *ARMS[arm], *steps, "--seed", str(seed), "--threads", "1",
+                         *NETWORKS[args.networks], *ARMS[arm], *(["--no-semantic-recolour"] if plain_lenet else []),
+                         *steps, "--seed", str(seed), "--threads", "1",
                          "--checkpoint-every", str(args.curve_every), "--keep-checkpoints", "100",
                          "--no-progress", "--out", str(run))  # fmt: skip
         run_quietly(cmd, run.parent / f"{run.name}.log")

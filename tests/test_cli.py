@@ -77,6 +77,9 @@ def test_digit_recipes_bring_digit_sized_networks_that_yaml_and_flags_override(t
     assert digits["steps"] == 4000 and resolved("--dataset", "mnist-usps", "--steps", "2000")["steps"] == 2000
     assert resolved("--dataset", "mnist-mnistm")["steps"] == 2000  # the longer budget is measured on mnist-usps only
     assert resolved("--dataset", "mnist-usps", "--flip")["flip"] is True
+    assert resolved("--dataset", "mnist-mnistm")["semantic_recolour"] is True  # gray MNIST's LeNet reads colour
+    assert resolved("--dataset", "mnist-mnistm", "--no-semantic-recolour")["semantic_recolour"] is False
+    assert digits["semantic_recolour"] is False
     weights = resolved("--dataset", "mnist-usps", "--semantic-loss", "--lambda-sem-b2a", "5")
     assert (weights["lambda_sem"], weights["lambda_sem_b2a"]) == (1.0, 5.0)
     cfg = tmp_path / "c.yaml"

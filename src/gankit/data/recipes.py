@@ -89,6 +89,13 @@ reader's blind spots, and keeps 0.963 ± 0.003 of the labels over three seeds (0
 USPS keeps 0.960 ± 0.006 (0.964). 36 px, the photo recipes' ratio, costs MNIST → USPS three points."""
 
 
+MNIST_MNISTM_OPTIONS = (*DIGIT_OPTIONS, ("semantic_recolour", True))
+"""MNIST → MNIST-M's semantic loss is read by a LeNet of gray MNIST, which reads MNIST-M's luma near chance;
+trained on random recolourings of MNIST (no MNIST-M image) it reads 61.8 ± 1.4 % of MNIST-M's digits in colour
+against 37.8 ± 1.7 % (3 seeds), and the loss no longer pulls the translations back to gray (docs/results.md,
+"MNIST → MNIST-M"). Only used with ``--semantic-loss``; ``--no-semantic-recolour`` gives the plain LeNet."""
+
+
 COLORIZATION_OPTIONS = (("keep_luminance", True), ("lambda_luma", 10.0))
 """Gray ↔ colour: the gray image is the colour image's luma, so the generators are tied to their input's luma
 and the colour → gray translation is pulled to it (docs/results.md, "Augmented CycleGAN": the best of 5
@@ -444,7 +451,10 @@ RECIPES: dict[str, Recipe] = {
         ),
         Recipe("mnist-usps", "MNIST ↔ USPS handwritten digits, gray, 32 px", _mnist_usps, options=MNIST_USPS_OPTIONS),
         Recipe(
-            "mnist-mnistm", "MNIST ↔ MNIST-M (80/20 split of its test set), 32 px", _mnist_mnistm, options=DIGIT_OPTIONS
+            "mnist-mnistm",
+            "MNIST ↔ MNIST-M (80/20 split of its test set), 32 px",
+            _mnist_mnistm,
+            options=MNIST_MNISTM_OPTIONS,
         ),
         Recipe("mnist-svhn", "MNIST ↔ SVHN (SVHN is not available offline)", _mnist_svhn),
         Recipe(
