@@ -101,6 +101,7 @@ def evaluate(run: Path, step: int | None, args) -> dict:
     if not (out / "report.json").is_file():
         source = str(run) if step is None else str(dict(list_checkpoints(run / "checkpoints"))[step])
         extra = ["--feature-adaptation"] if step is None else ["--max-images", "1000"]
+        extra += ["--adaptation-fits", str(args.adaptation_fits)] if args.adaptation_fits else []
         run_quietly(gankit("eval", source, "--data-root", args.data_root, "--out", str(out), *extra),
                     run.parent / f"{run.name}-eval.log")  # fmt: skip
     return json.loads((out / "report.json").read_text())["metrics"]
@@ -180,6 +181,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=None, help="training steps (default: the command's own)")
     p.add_argument("--curve-every", type=int, default=1000)
     p.add_argument("--no-curve", dest="curve", action="store_false", help="evaluate the final models only")
+    p.add_argument("--adaptation-fits", type=int, default=None,
+                   help="classifiers per adaptation figure (default: gankit eval's)")  # fmt: skip
     p.add_argument("--jobs", type=int, default=1, help="runs at a time (one thread each)")
     p.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results-adaptation-study.json")
     p.add_argument("--plot", type=Path, default=None, help="draw the budget curves (PNG)")
