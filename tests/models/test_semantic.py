@@ -237,8 +237,10 @@ def test_semantic_loss_on_unlabelled_data_is_refused_naming_the_flag(tmp_path):
                              ndf=8, workers=0, size=32, semantic_loss=True)  # fmt: skip
     model = CycleGANModel(config, torch.device("cpu"))
     model.training_data()
+    said = []
     with pytest.raises(ConfigError, match="--semantic-loss: .*no labels"):
-        model.prepare(log=lambda msg: None)
+        model.prepare(log=said.append)
+    assert not any("labelled images" in line for line in said), said  # refused before any classifier trains
 
 
 class ReversedLogits(FixedLogits):

@@ -306,7 +306,10 @@ def build_semantic_consistency(source: str, domains: Mapping[str, tuple[ImageSou
             loaded[id(split)] = images_tensor(split, size).to(device)
         return loaded[id(split)]
 
-    for letter in ("a", "b") if source == "both" else (source,):
+    letters = ("a", "b") if source == "both" else (source,)
+    for letter in letters:  # every source labelled, before minutes of training on the first
+        labels_tensor(domains[letter][0])
+    for letter in letters:
         train, test, channels = domains[letter]
         other = "b" if letter == "a" else "a"
         recoloured = recolour and channels == 1 and domains[other][2] == 3
