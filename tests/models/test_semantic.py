@@ -238,8 +238,9 @@ def test_semantic_loss_on_unlabelled_data_is_refused_naming_the_flag(tmp_path):
     model = CycleGANModel(config, torch.device("cpu"))
     model.training_data()
     said = []
-    with pytest.raises(ConfigError, match="--semantic-loss: .*no labels"):
+    with pytest.raises(ConfigError, match="--semantic-loss: .*no labels") as refused:
         model.prepare(log=said.append)
+    assert str(tmp_path / "a") in str(refused.value)  # names the unlabelled folder
     assert not any("labelled images" in line for line in said), said  # refused before any classifier trains
 
 
